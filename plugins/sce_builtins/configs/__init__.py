@@ -1,0 +1,1 @@
+"""Shipped YAML configs (found through the ``sce.configs`` entry point)."""

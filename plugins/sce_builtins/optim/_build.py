@@ -1,0 +1,15 @@
+"""Build a nested node through the core (``sce_core.build``) at call time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def build_node(kind: str, node: Any, path: str, **runtime: Any) -> Any:
+    """``sce_core.build(kind, node, path=path, **runtime)``, imported lazily."""
+    import sce_core
+
+    build = sce_core.build
+    if not callable(build):  # the ``sce_core.build`` submodule can shadow the function
+        build = build.build
+    return build(kind, node, path=path, **runtime)

@@ -1,0 +1,379 @@
+"""The ``sce`` command. ``sce --help``, ``sce list`` and ``sce plugins`` never import torch.
+
+Errors print one message and exit 1; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sce_core.errors import SCEError
+
+reg = importlib.import_module("sce_core.registry")  # the module (sce_core.registry is also a function)
+
+COMMANDS_GROUP = "sce.commands"
+FAILURES_FILE = "plugin_failures.json"
+DEMO_CONFIG = "demo"
+
+
+def cache_dir() -> Path:
+    """Where sce-core keeps small state (``SCE_CACHE_DIR``, default ``~/.cache/sce-core``)."""
+    return Path(os.environ.get("SCE_CACHE_DIR", Path.home() / ".cache" / "sce-core"))
+
+
+# -- commands that read metadata only ---------------------------------------------------
+def cmd_list(args: argparse.Namespace) -> int:
+    kinds = [args.kind] if args.kind else list(reg.KINDS)
+    if args.kind and args.kind not in reg.KINDS:
+        reg.registry(args.kind)  # raises with a suggestion
+    rows = []
+    for kind in kinds:
+        for entry in reg.registry(kind).entries():
+            if not _matches(entry.name, args.pattern):
+                continue
+            rows.append({"kind": kind, "name": entry.name, "provider": entry.provider,
+                         "target": entry.target, "status": entry.status})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no components match" + (f" '{args.pattern}'" if args.pattern else ""))
+        return 0
+    _table(rows, ("kind", "name", "provider", "status"))
+    return 0
+
+
+def _matches(name: str, pattern: str | None) -> bool:
+    import fnmatch
+
+    if not pattern:
+        return True
+    if not any(c in pattern for c in "*?["):
+        pattern = f"*{pattern}*"
+    return fnmatch.fnmatchcase(name, pattern)
+
+
+def _table(rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
+    print("  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip())
+    for row in rows:
+        print("  ".join(str(row[c]).ljust(widths[c]) for c in columns).rstrip())
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    dists: dict[tuple[str, str], dict[str, list[str]]] = {}
+    for ep in reg.scan_entry_points():
+        dist = ep.dist.name if ep.dist else "unknown"
+        version = ep.dist.version if ep.dist else "?"
+        dists.setdefault((dist, version), {}).setdefault(ep.group[len(reg.GROUP_PREFIX):], []).append(ep.name)
+    disabled = reg.disabled_dists()
+    conflicts = [c for kind in reg.KINDS for c in reg.registry(kind).conflicts]
+    failures = _failures_now(args.check)
+    if args.json:
+        print(json.dumps({
+            "distributions": [{"name": d, "version": v, "provides": p,
+                               "disabled": reg.normalize_dist(d) in disabled}
+                              for (d, v), p in sorted(dists.items())],
+            "conflicts": [c.reason for c in conflicts],
+            "failures": failures,
+        }, indent=2))
+        return 1 if failures and args.check else 0
+    for (dist, version), provides in sorted(dists.items()):
+        flag = "  [disabled by SCE_DISABLE_PLUGINS]" if reg.normalize_dist(dist) in disabled else ""
+        builtin = "  (built-ins)" if reg.normalize_dist(dist) == reg.BUILTIN_DIST else ""
+        print(f"{dist} {version}{builtin}{flag}")
+        for group, names in sorted(provides.items()):
+            print(f"  {group}: {', '.join(sorted(names))}")
+    for conflict in conflicts:
+        print(f"conflict: {conflict.kind}: {conflict.reason}")
+    if failures:
+        source = "now" if args.check else "recorded by the last command that loaded plugins"
+        print(f"load failures ({source}):")
+        for f in failures:
+            print(f"  {f['kind']}/{f['name']} from {f['provider']} ({f['target']}): {f['error']}")
+            if f.get("traceback"):
+                print("    " + f["traceback"].rstrip().replace("\n", "\n    "))
+    elif args.check:
+        _save_failures()
+        print("every plugin component imports cleanly")
+    else:
+        print("no load failures recorded (`sce plugins --check` imports every component now)")
+    return 1 if failures and args.check else 0
+
+
+def _failure_record(entry: reg.Entry) -> dict[str, str]:
+    return {"kind": entry.kind, "name": entry.name, "provider": entry.provider,
+            "target": entry.target or "", "error": f"{type(entry.error).__name__}: {entry.error}",
+            "traceback": entry.error_traceback}
+
+
+def _failures_now(check: bool) -> list[dict[str, str]]:
+    if check:
+        reg.load_all(strict=False)
+        from sce_core.hooks import plugin_manager
+
+        plugin_manager()
+        return [_failure_record(e) for e in reg.load_failures()]
+    path = cache_dir() / FAILURES_FILE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+
+
+def _save_failures() -> None:
+    failures = reg.load_failures()
+    path = cache_dir() / FAILURES_FILE
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps([_failure_record(e) for e in failures], indent=2))
+    except OSError:
+        pass
+
+
+# -- commands that import components ----------------------------------------------------
+def cmd_info(args: argparse.Namespace) -> int:
+    from sce_core.info import describe
+
+    print(describe(args.name, kind=args.kind, as_yaml=args.yaml))
+    return 0
+
+
+def _load(args: argparse.Namespace, default: str | None = None) -> Any:
+    from sce_core.config import load_config
+
+    config, overrides = split_config_args(args.args, default)
+    _run_code_files(args)
+    return load_config(config, overrides)
+
+
+def split_config_args(items: Sequence[str], default: str | None) -> tuple[str, list[str]]:
+    """``[CONFIG] [key=value ...]`` -> (config, overrides); CONFIG may be omitted."""
+    items = list(items)
+    if items and "=" not in items[0]:
+        return items[0], items[1:]
+    if default is None:
+        raise SCEError("missing CONFIG: give a config path or a shipped name (`sce config list`)")
+    return default, items
+
+
+def _run_code_files(args: argparse.Namespace) -> None:
+    import runpy
+
+    for path in getattr(args, "code", None) or ():
+        if not Path(path).is_file():
+            raise SCEError(f"--code file '{path}' does not exist")
+        runpy.run_path(path, run_name="__sce_code__")
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from sce_core.validate import validate_config
+
+    cfg = _load(args)
+    issues = validate_config(cfg)
+    if issues:
+        print(f"{len(issues)} problem(s) in the config:", file=sys.stderr)
+        for issue in issues:
+            print(f"  - {issue}", file=sys.stderr)
+        return 1
+    print("config OK")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        from sce_core.config import shipped_configs
+
+        for name, path in sorted(shipped_configs().items()):
+            print(f"{name}  ({path})")
+        return 0
+    from omegaconf import OmegaConf
+
+    cfg = _load(args)
+    if args.resolve:
+        from sce_core.resolved import resolved_config
+
+        print(OmegaConf.to_yaml(resolved_config(cfg)), end="")
+    else:
+        print(OmegaConf.to_yaml(cfg), end="")
+    return 0
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from sce_core.runner import pretrain
+
+    config, overrides = split_config_args(args.args, DEMO_CONFIG)
+    _run_code_files(args)
+    pretrain(config, overrides, code_files=args.code or ())
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from sce_core.runner import evaluate
+
+    config, overrides = split_config_args(args.args, None)
+    _run_code_files(args)
+    evaluate(args.protocol, config, overrides, code_files=args.code or ())
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from sce_core.runner import export
+
+    out = export(args.checkpoint, args.output)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from sce_core.runner import plot
+
+    for path in plot(args.run_dir):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_plugin(args: argparse.Namespace) -> int:
+    from sce_core.testing import check_plugin
+
+    problems = check_plugin(args.dist)
+    if problems:
+        print(f"{args.dist}: {len(problems)} problem(s):", file=sys.stderr)
+        for p in problems:
+            print(f"  - {p}", file=sys.stderr)
+        return 1
+    print(f"{args.dist}: every entry point passes")
+    return 0
+
+
+# -- parser -------------------------------------------------------------------------------
+def _plugin_commands() -> dict[str, Any]:
+    return {ep.name: (ep, dist) for ep, dist, _v in reg.plugin_entry_points(COMMANDS_GROUP)}
+
+
+def build_parser(plugin_commands: dict[str, Any]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sce", description="SCE self-supervised video learning: components, configs, runs.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--version", action="version", version="sce-core 0.1.0")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("list", help="registered components (metadata only, nothing imported)")
+    p.add_argument("kind", nargs="?", help=f"one of: {', '.join(reg.KINDS)}")
+    p.add_argument("pattern", nargs="?", help="name filter, shell wildcards allowed")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("info", help="one component: provider, source, parameters, YAML snippet")
+    p.add_argument("name", help="component name, `kind/name` or `dist:name`")
+    p.add_argument("--kind", help="look only in this kind")
+    p.add_argument("--yaml", action="store_true", help="print only a YAML node with every default")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("plugins", help="installed plugin distributions and load failures")
+    p.add_argument("--check", action="store_true", help="import every component now")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_plugins)
+
+    def config_cmd(name: str, help_text: str, func: Any) -> argparse.ArgumentParser:
+        q = sub.add_parser(name, help=help_text)
+        q.add_argument("args", nargs="*", metavar="[CONFIG] [key=value ...]")
+        q.add_argument("--code", action="append", metavar="FILE",
+                       help="Python file registering extra components (repeatable)")
+        q.set_defaults(func=func)
+        return q
+
+    config_cmd("check", "validate a config without building anything", cmd_check)
+    p = sub.add_parser("config", help="show the composed config, or list shipped configs")
+    p.add_argument("action", choices=["show", "list"])
+    p.add_argument("args", nargs="*", metavar="[CONFIG] [key=value ...]")
+    p.add_argument("--resolve", action="store_true",
+                   help="resolve interpolations, fill defaults, record providers")
+    p.add_argument("--code", action="append", metavar="FILE")
+    p.set_defaults(func=cmd_config)
+    config_cmd("pretrain", "SCE pretraining (no CONFIG: the CPU demo on synthetic videos)",
+               cmd_pretrain)
+    p = sub.add_parser("evaluate", help="linear or kNN evaluation of a pretrained trunk")
+    p.add_argument("protocol", choices=["linear", "knn"])
+    p.add_argument("args", nargs="*", metavar="CONFIG [key=value ...]")
+    p.add_argument("--code", action="append", metavar="FILE")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("export", help="write the online trunk's weights from a checkpoint")
+    p.add_argument("checkpoint")
+    p.add_argument("output")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("plot", help="PNG plots of a run's logged curves")
+    p.add_argument("run_dir")
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("plugin", help="plugin author tools")
+    p.add_argument("action", choices=["validate"])
+    p.add_argument("dist", help="distribution name, e.g. sce-plugin-example")
+    p.set_defaults(func=cmd_plugin)
+
+    for name, (_ep, dist) in sorted(plugin_commands.items()):
+        if name in sub.choices:
+            continue
+        q = sub.add_parser(name, help=f"(command from {dist}) `sce {name} --help` for details",
+                           add_help=False)
+        q.add_argument("rest", nargs=argparse.REMAINDER)
+        q.set_defaults(func=None, plugin_command=name)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sce`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    plugin_commands = _plugin_commands()
+    parser = build_parser(plugin_commands)
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 0
+    try:
+        if getattr(args, "plugin_command", None):
+            ep, _dist = plugin_commands[args.plugin_command]
+            code = int(ep.load()(list(args.rest)) or 0)
+        else:
+            code = args.func(args)
+    except KeyboardInterrupt:
+        print("sce: interrupted", file=sys.stderr)
+        code = 130
+    except Exception as exc:  # noqa: BLE001 - the command line reports every error in one line
+        if args.debug:
+            raise
+        print(f"sce: error: {_one_message(exc)}", file=sys.stderr)
+        if not isinstance(exc, SCEError):
+            print("sce: (run with --debug for the traceback)", file=sys.stderr)
+        code = 1
+    _report_failures()
+    return code
+
+
+def _one_message(exc: BaseException) -> str:
+    if isinstance(exc, SCEError):
+        return str(exc)
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _report_failures() -> None:
+    failures = reg.load_failures()
+    if failures:
+        _save_failures()
+        names = ", ".join(sorted({f"{e.dist}" for e in failures}))
+        print(f"sce: {len(failures)} plugin component(s) failed to load ({names}); "
+              f"run `sce plugins` for details", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""Config loading: shipped names or paths, ``defaults:`` composition, dotlist overrides.
+
+A config is YAML read by OmegaConf. ``defaults:`` lists partial configs merged before the
+file's own content (``_self_`` moves the file's position)::
+
+    defaults:
+      - base/trainer_cpu            # merged at the root
+      - datamodule: synthetic       # merged under `datamodule`, from datamodule/synthetic.yaml
+      - _self_
+
+Names are looked up next to the including file first, then among the shipped configs of every
+installed distribution (entry-point group ``sce.configs``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from sce_core.errors import ConfigError, ConfigNotFoundError, Issue
+from sce_core.registry import plugin_entry_points
+
+CONFIG_GROUP = "sce.configs"
+DEFAULTS_KEY = "defaults"
+SELF_MARKER = "_self_"
+SUFFIXES = (".yaml", ".yml")
+
+
+def config_dirs() -> list[tuple[str, Path]]:
+    """``(provider, directory)`` of every installed distribution's shipped configs."""
+    dirs = []
+    for ep, dist, _version in plugin_entry_points(CONFIG_GROUP):
+        spec = importlib.util.find_spec(ep.value)
+        locations = list(spec.submodule_search_locations or []) if spec else []
+        dirs += [(dist, Path(loc)) for loc in locations]
+    return dirs
+
+
+def shipped_configs() -> dict[str, Path]:
+    """Every shipped config by name (``pretrain_r3d18_sce_kinetics200``, ``eval/linear``)."""
+    found: dict[str, Path] = {}
+    for _dist, root in config_dirs():
+        for path in sorted(root.rglob("*")):
+            if path.suffix in SUFFIXES:
+                found.setdefault(path.relative_to(root).with_suffix("").as_posix(), path)
+    return found
+
+
+def find_config(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
+    """The file of a config given as a path or a shipped name; a clear error otherwise."""
+    raw = str(name_or_path)
+    candidates = [Path(raw)]
+    if relative_to is not None:
+        candidates.insert(0, relative_to / raw)
+    for cand in list(candidates):
+        candidates += [cand.with_name(cand.name + s) for s in SUFFIXES]
+    for cand in candidates:
+        if cand.is_file():
+            return cand
+    shipped = shipped_configs()
+    name = raw[: -len(Path(raw).suffix)] if Path(raw).suffix in SUFFIXES else raw
+    if name in shipped:
+        return shipped[name]
+    close = difflib.get_close_matches(name, list(shipped), n=3, cutoff=0.5)
+    hint = ("; did you mean " + " or ".join(f"'{c}'" for c in close) + "?") if close else ""
+    raise ConfigNotFoundError(
+        f"config '{raw}' is neither a file nor a shipped config{hint} "
+        f"(shipped configs: `sce config list`)"
+    )
+
+
+def _read_yaml(path: Path) -> DictConfig:
+    try:
+        cfg = OmegaConf.load(path)
+    except Exception as exc:  # noqa: BLE001 - re-raised with the file named
+        raise ConfigError(f"cannot parse {path}: {exc}".replace("\n", " ")) from exc
+    if not isinstance(cfg, DictConfig):
+        raise ConfigError(f"{path} must hold a mapping at the top level, got a list")
+    return cfg
+
+
+def _compose(path: Path, chain: tuple[Path, ...] = ()) -> DictConfig:
+    if path.resolve() in chain:
+        cycle = " -> ".join(p.name for p in (*chain, path.resolve()))
+        raise ConfigError(f"defaults form a cycle: {cycle}")
+    chain = (*chain, path.resolve())
+    own = _read_yaml(path)
+    defaults = own.pop(DEFAULTS_KEY, None)
+    if defaults is None:
+        return own
+    if not isinstance(defaults, ListConfig):
+        raise ConfigError(f"{path}: '{DEFAULTS_KEY}' must be a list of config names")
+    parts: list[DictConfig] = []
+    self_seen = False
+    for item in defaults:
+        if item == SELF_MARKER:
+            parts.append(own)
+            self_seen = True
+        elif isinstance(item, str):
+            parts.append(_compose(find_config(item, path.parent), chain))
+        elif isinstance(item, DictConfig) and len(item) == 1:
+            key, name = next(iter(item.items()))
+            try:
+                sub = find_config(f"{key}/{name}", path.parent)
+            except ConfigNotFoundError:
+                sub = find_config(str(name), path.parent)
+            node = OmegaConf.create()
+            OmegaConf.update(node, str(key), _compose(sub, chain), force_add=True)
+            parts.append(node)
+        else:
+            raise ConfigError(f"{path}: bad defaults entry {item!r}; use 'name' or 'key: name'")
+    if not self_seen:
+        parts.append(own)
+    return OmegaConf.merge(*parts)  # type: ignore[return-value]
+
+
+def parse_overrides(overrides: Iterable[str]) -> list[tuple[str, str]]:
+    """Split ``key=value`` strings; a malformed one is a one-line error."""
+    pairs = []
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        key = key.lstrip("+")
+        if not sep or not key:
+            raise ConfigError(f"override '{item}' is not of the form key=value (e.g. seed.seed=42)")
+        pairs.append((key, value))
+    return pairs
+
+
+def apply_overrides(cfg: DictConfig, overrides: Iterable[str]) -> DictConfig:
+    """Apply dotlist overrides (values parsed as YAML, ``null`` deletes nothing but sets None)."""
+    for key, value in parse_overrides(overrides):
+        parsed = OmegaConf.from_dotlist([f"x={value}"]).x if value != "" else ""
+        if key.startswith("~"):
+            parent, _, leaf = key[1:].rpartition(".")
+            node = OmegaConf.select(cfg, parent) if parent else cfg
+            if isinstance(node, DictConfig) and leaf in node:
+                node.pop(leaf)
+            continue
+        OmegaConf.update(cfg, key, parsed, merge=False, force_add=True)
+    return cfg
+
+
+def load_config(name_or_path: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
+    """Load a config by shipped name or path, compose its defaults and apply overrides.
+
+    Interpolations stay unresolved in the returned ``DictConfig``; ``???`` values are kept
+    for :func:`sce_core.validate.validate_config` to report.
+    """
+    cfg = _compose(find_config(name_or_path))
+    return apply_overrides(cfg, overrides)
+
+
+def missing_paths(cfg: Any, prefix: str = "") -> list[str]:
+    """Config paths whose value is the mandatory marker ``???``."""
+    out: list[str] = []
+    if isinstance(cfg, DictConfig):
+        for key in cfg.keys():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if OmegaConf.is_missing(cfg, key):
+                out.append(path)
+            else:
+                out += missing_paths(cfg._get_node(key), path)
+    elif isinstance(cfg, ListConfig):
+        for i in range(len(cfg)):
+            path = f"{prefix}[{i}]"
+            if OmegaConf.is_missing(cfg, i):
+                out.append(path)
+            else:
+                out += missing_paths(cfg._get_node(i), path)
+    return out
+
+
+def to_plain(cfg: Any) -> Any:
+    """Resolve interpolations and return plain Python containers (issues name the path)."""
+    if not isinstance(cfg, (DictConfig, ListConfig)):
+        return cfg
+    missing = missing_paths(cfg)
+    if missing:
+        raise ConfigError([Issue(p, "mandatory value '???' is not set; pass it as an override "
+                                    f"({p}=...)") for p in missing])
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)
+    except Exception as exc:  # noqa: BLE001 - interpolation errors carry their own key
+        key = getattr(exc, "full_key", "") or ""
+        msg = str(exc).splitlines()[0]
+        raise ConfigError([Issue(str(key), f"cannot resolve: {msg}")]) from exc
+
+
+def save_config(cfg: Any, path: Path) -> Path:
+    """Write a config (mapping or DictConfig) as YAML, creating parent folders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    node = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
+    path.write_text(OmegaConf.to_yaml(node))
+    return path

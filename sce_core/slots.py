@@ -1,0 +1,53 @@
+"""Annotations that tell the builder and the validator which kind a parameter holds.
+
+A component declares a nested component parameter with :func:`Component` (built before the
+constructor runs), :func:`ComponentList` (a list of them) or :func:`Factory` (a callable that
+builds the node later with runtime arguments, e.g. an optimizer that needs parameters)::
+
+    from sce_core.slots import Component, Factory
+
+    class SCEModel(LightningModule):
+        def __init__(self, trunk: Component("trunks"), optimizer: Factory("optimizers")): ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Marker stored in ``Annotated`` metadata: the slot's kind and how it is built."""
+
+    kind: str
+    many: bool = False
+    lazy: bool = False
+    args_param: str | None = None
+
+
+def Component(kind: str, *, args_param: str | None = None) -> Any:  # noqa: N802
+    """A parameter holding one component of ``kind``, built before the owner.
+
+    ``args_param`` names a sibling parameter that holds the component's arguments when the
+    config gives the name as a bare string (the seed's ``decoder: frame`` + ``decoder_args``).
+    """
+    return Annotated[Any, Slot(kind, args_param=args_param)]
+
+
+def ComponentList(kind: str) -> Any:  # noqa: N802
+    """A parameter holding a list of components of ``kind``, each built before the owner."""
+    return Annotated[list, Slot(kind, many=True)]
+
+
+def Factory(kind: str) -> Any:  # noqa: N802
+    """A parameter receiving a :class:`sce_core.build.NodeFactory`: call it with runtime kwargs."""
+    return Annotated[Any, Slot(kind, lazy=True)]
+
+
+def slot_of(annotation: Any) -> Slot | None:
+    """Return the :class:`Slot` carried by an annotation, if any."""
+    for meta in getattr(annotation, "__metadata__", ()):
+        if isinstance(meta, Slot):
+            return meta
+    return None

@@ -1,0 +1,107 @@
+"""Config loading: composition, overrides, interpolation, ``???``, the resolved config."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+from omegaconf import OmegaConf
+
+import sce_core
+from sce_core.config import find_config, save_config, shipped_configs
+from sce_core.errors import ConfigError, ConfigNotFoundError
+from sce_core.resolved import resolved_config
+from tests.toy_components import toys
+
+
+def write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@pytest.fixture
+def recipe(tmp_path):
+    write(tmp_path / "trainer" / "cpu.yaml", """
+        max_epochs: 3
+        accelerator: cpu
+    """)
+    write(tmp_path / "base.yaml", """
+        dir:
+          data: ???
+          root: /out
+          exp: pretrain
+          run: ${.root}/${.exp}
+        seed:
+          seed: 1
+    """)
+    return write(tmp_path / "run.yaml", """
+        defaults:
+          - base
+          - trainer: cpu
+          - _self_
+        seed:
+          seed: 42
+        model:
+          _name_: toy_model
+          trunk: {_name_: toy_trunk, depth: 10}
+          head: {_name_: toy_head, input_dim: 8}
+          temp: 0.2
+        trainer:
+          max_epochs: 5
+    """)
+
+
+def test_defaults_are_composed_in_order(recipe):
+    cfg = sce_core.load_config(recipe)
+    assert cfg.seed.seed == 42  # own content after base
+    assert cfg.trainer.max_epochs == 5 and cfg.trainer.accelerator == "cpu"
+    assert OmegaConf.is_missing(cfg.dir, "data")
+    assert cfg.dir.run == "/out/pretrain"
+
+
+def test_overrides_and_interpolation(recipe):
+    cfg = sce_core.load_config(recipe, ["dir.data=/data/k200", "dir.exp=run1", "model.temp=0.5",
+                                        "+trainer.devices=2", "model.trunk.width=[1,2]"])
+    assert cfg.dir.run == "/out/run1" and cfg.dir.data == "/data/k200"
+    assert cfg.model.temp == 0.5 and cfg.trainer.devices == 2
+    assert list(cfg.model.trunk.width) == [1, 2]
+
+
+def test_malformed_override(recipe):
+    with pytest.raises(ConfigError, match="not of the form key=value"):
+        sce_core.load_config(recipe, ["dir.data"])
+
+
+def test_missing_value_detected(recipe):
+    with toys():
+        issues = sce_core.validate_config(sce_core.load_config(recipe), hooks=False)
+    assert [str(i) for i in issues] == [
+        "dir.data: mandatory value '???' is not set; pass it as an override (dir.data=...)"]
+
+
+def test_unknown_config_name_suggests(tmp_path):
+    assert isinstance(shipped_configs(), dict)
+    with pytest.raises(ConfigNotFoundError, match="neither a file nor a shipped config"):
+        find_config(tmp_path / "nope.yaml")
+
+
+def test_cycle_in_defaults(tmp_path):
+    write(tmp_path / "a.yaml", "defaults: [b]\nx: 1\n")
+    write(tmp_path / "b.yaml", "defaults: [a]\ny: 1\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        sce_core.load_config(tmp_path / "a.yaml")
+
+
+def test_resolved_config_fills_defaults_and_round_trips(recipe, tmp_path):
+    with toys():
+        cfg = sce_core.load_config(recipe, ["dir.data=/d"])
+        resolved = resolved_config(cfg)
+        assert resolved.model.trunk.width == 8  # default filled
+        assert resolved.model.trunk.norm == "bn"
+        assert resolved.model.trunk._provider_ == "local"
+        assert resolved.dir.run == "/out/pretrain"  # interpolation resolved
+        path = save_config(resolved, tmp_path / "resolved.yaml")
+        again = resolved_config(sce_core.load_config(path))
+        assert OmegaConf.to_container(again) == OmegaConf.to_container(resolved)
+        assert sce_core.validate_config(sce_core.load_config(path), hooks=False) == []
