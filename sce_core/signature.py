@@ -80,7 +80,8 @@ def component_spec(obj: Any, kind: str) -> ComponentSpec:
         hints = typing.get_type_hints(_target_callable(obj), include_extras=True)
     except Exception:  # noqa: BLE001 - unresolvable annotations are not checked
         hints = {}
-    runtime = set(KIND_RUNTIME_ARGS.get(kind, ())) | set(getattr(obj, RUNTIME_ATTR, ()))
+    declared = getattr(obj, RUNTIME_ATTR, None)
+    runtime = set(declared) if declared is not None else set(KIND_RUNTIME_ARGS.get(kind, ()))
     params: dict[str, Param] = {}
     var_kwargs = False
     for p in sig.parameters.values():

@@ -255,13 +255,39 @@ class Validator:
                               f"(sections: {', '.join(sorted(known))})")
 
 
+MISSING_SENTINEL = "<sce:missing>"
+
+
+def _restore_missing(plain: Any, paths: list[str]) -> Any:
+    """Put ``???`` back at the paths that were missing (values derived from them keep the
+    marker, so only the source of the problem is reported)."""
+    import re
+
+    for path in paths:
+        keys = [int(k) if k.isdigit() else k for k in re.findall(r"[^.\[\]]+", path)]
+        node = plain
+        for key in keys[:-1]:
+            node = node[key]
+        node[keys[-1]] = MISSING
+    return plain
+
+
 def _resolved(cfg: Any, validator: Validator) -> Any:
+    """Plain data with interpolations resolved; ``???`` stays ``???`` (values built from a
+    missing one carry a marker instead of aborting the whole check)."""
     from omegaconf import DictConfig, OmegaConf
+
+    from sce_core.config import missing_paths
 
     if not isinstance(cfg, DictConfig):
         return to_plain_node(cfg)
+    cfg = cfg.copy()
+    missing = missing_paths(cfg)
+    for path in missing:
+        OmegaConf.update(cfg, path, MISSING_SENTINEL, merge=False)
     try:
-        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+        plain = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+        return _restore_missing(plain, missing)
     except Exception as exc:  # noqa: BLE001 - report the failing interpolation as an issue
         key = str(getattr(exc, "full_key", "") or "")
         validator.add(key, f"cannot resolve interpolation: {str(exc).splitlines()[0]}")

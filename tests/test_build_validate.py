@@ -10,7 +10,7 @@ from sce_core.build import NodeFactory
 from sce_core.errors import ConfigError
 from sce_core.testing import build_from_yaml
 from sce_core.validate import validate_config
-from tests.toy_components import ToyDecoder, ToyScale, ToySampler, toys
+from toy_components import ToyDecoder, ToyScale, ToySampler, toys
 
 
 @pytest.fixture(autouse=True)

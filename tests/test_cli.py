@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.fake_plugins import make_plugins
+from fake_plugins import make_plugins
 
 PROBE = """
 import sys, json

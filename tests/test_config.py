@@ -11,7 +11,7 @@ import sce_core
 from sce_core.config import find_config, save_config, shipped_configs
 from sce_core.errors import ConfigError, ConfigNotFoundError
 from sce_core.resolved import resolved_config
-from tests.toy_components import toys
+from toy_components import toys
 
 
 def write(path, text):

@@ -16,7 +16,7 @@ from sce_core.errors import (
 )
 from sce_core.registry import Entry, Registry, load_failures
 from sce_core.testing import isolated_registries, on_sys_path, tmp_component
-from tests.fake_plugins import make_plugins
+from fake_plugins import make_plugins
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-
 from sce_builtins.transforms.cpu_video import (
     CenterCrop,
     RandomCrop,
@@ -362,3 +361,33 @@ def test_compose_order_and_errors():
         Compose([lambda x: x, 3])
     with pytest.raises(ValueError, match="only_input_transform"):
         OnlyInputTransform("not a transform")
+
+
+def test_cpu_transforms_build_by_name_and_pickle():
+    import pickle
+
+    from sce_core.testing import build_from_yaml
+
+    t = build_from_yaml(
+        """
+_name_: only_input_list_transform
+transform:
+  _name_: random_resized_crop
+  target_height: 16
+  target_width: 16
+  scale: [0.2, 0.766]
+  aspect_ratio: [0.75, 1.3333]
+  interpolation: bilinear
+""", "transforms")
+    assert isinstance(t.transform, RandomResizedCrop) and t.transform.scale == (0.2, 0.766)
+    t = pickle.loads(pickle.dumps(t))  # DataLoader workers may pickle the transform
+    out = t({"input": [torch.zeros(2, 20, 30, 3, dtype=torch.uint8)] * 2, "label": 1, "idx": 0})
+    assert [tuple(c.shape) for c in out["input"]] == [(2, 16, 16, 3)] * 2
+    ev = build_from_yaml(
+        """
+_name_: only_input_transform_with_dict_transform
+transform: {_name_: short_side_scale, size: 8}
+dict_transform: {_name_: uniform_crop_video, size: 8}
+""", "transforms")
+    out = ev({"input": _position_clip(1, 16, 24, torch.float32), "aug_index": 0, "label": 2, "idx": 1})
+    assert tuple(out["input"].shape) == (1, 8, 8, 3)

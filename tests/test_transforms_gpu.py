@@ -2,9 +2,6 @@
 
 import pytest
 import torch
-from torchaug import batch_transforms as tab
-from torchaug import transforms as ta
-
 from sce_builtins.transforms.blur import BatchRandomGaussianBlur, separable_gaussian_blur
 from sce_builtins.transforms.gpu import (
     ApplyTransformsOnList,
@@ -17,6 +14,8 @@ from sce_builtins.transforms.gpu import (
     Normalize,
 )
 from sce_builtins.transforms.presets import Div255Normalize
+from torchaug import batch_transforms as tab
+from torchaug import transforms as ta
 
 MEAN, STD = [0.45] * 3, [0.225] * 3
 
@@ -221,3 +220,32 @@ def test_blur_bad_kernel():
 def test_torchaug_normalize_is_subclassed():
     assert isinstance(Normalize(MEAN, STD), ta.Normalize)
     assert isinstance(BatchRandomGaussianBlur(3), tab.BatchRandomGaussianBlur)
+
+
+def test_seed_train_transform_builds_from_yaml_by_registry_names():
+    from sce_core.testing import build_from_yaml
+
+    views = []
+    for blur_p, solarize in ((1.0, ""), (0.1, "\n  - {_name_: batch_random_solarize, p: 0.2, threshold: 0.5, inplace: true}")):
+        views.append(f"""
+- _name_: batch_video_wrapper
+  same_on_frames: true
+  video_format: CTHW
+  inplace: true
+  transforms:
+  - {{_name_: div_255, inplace: true}}
+  - {{_name_: batch_random_color_jitter, brightness: 0.8, contrast: 0.8, hue: 0.2, p: 0.8, saturation: 0.4, inplace: true}}
+  - {{_name_: batch_random_grayscale, p: 0.2, inplace: true}}
+  - {{_name_: batch_random_gaussian_blur, kernel_size: 23, sigma: [0.1, 2.0], p: {blur_p}, inplace: true}}{solarize}
+  - {{_name_: batch_random_horizontal_flip, p: 0.5}}
+  - {{_name_: normalize, mean: [0.45, 0.45, 0.45], std: [0.225, 0.225, 0.225], inplace: true}}""")
+    t = build_from_yaml("_name_: apply_transforms_on_list\ntransforms:" + "".join(views), "transforms")
+    assert isinstance(t, ApplyTransformsOnList) and len(t.transforms) == 2
+    v0, v1 = t.transforms
+    assert [type(m).__name__ for m in v1.transforms] == [
+        "Div255", "BatchRandomColorJitter", "BatchRandomGrayscale", "BatchRandomGaussianBlur",
+        "BatchRandomSolarize", "BatchRandomHorizontalFlip", "Normalize"]
+    assert v0.transforms[3].p == 1.0 and v1.transforms[3].p == 0.1 and v1.transforms[3].separable
+    assert v1.transforms[5].inplace is True  # forced by the wrapper
+    out = t([torch.randint(0, 256, (2, 3, 2, 24, 24), dtype=torch.uint8) for _ in range(2)])
+    assert [tuple(o.shape) for o in out] == [(2, 3, 2, 24, 24)] * 2

@@ -33,7 +33,7 @@ import logging
 import os
 import random
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -181,9 +181,13 @@ class VideoDataModule(LightningDataModule):
                 return path
         return os.path.join(self.datadir, split)
 
-    def _prefix(self, split: str) -> str:
+    def _explicit_prefix(self, split: str) -> str:
         cfg = self.splits[split] or {}
         return str(cfg["dataset"].get("video_path_prefix") or self.video_path_prefix)
+
+    def _prefix(self, split: str) -> str:
+        """The split's prefix, else the top-level one, else ``<datadir>/<split>``."""
+        return self._explicit_prefix(split) or os.path.join(self.datadir, split)
 
     def records(self, split: str) -> list[VideoRecord]:
         """Annotated videos of a split (raises :class:`DataPathError` for a missing file)."""
@@ -259,7 +263,8 @@ class VideoDataModule(LightningDataModule):
             **extra,
         )
         if len(dataset) == 0:
-            raise DataPathError(f"{self.name}: the {split} split has no videos ({cfg['dataset'].get('datadir') or self._default_annotation(split)}).")
+            source = cfg["dataset"].get("datadir") or self._default_annotation(split)
+            raise DataPathError(f"{self.name}: the {split} split has no videos: {source}")
         self.health.set_size(split, len(dataset))
         return dataset
 
@@ -284,6 +289,12 @@ class VideoDataModule(LightningDataModule):
         if "train" not in self.datasets:
             self.setup("fit")
         return len(self.datasets["train"])
+
+    @property
+    def train_global_batch_size(self) -> int | None:
+        """The training split's global batch size (read by models to scale learning rates)."""
+        cfg = self.splits.get("train")
+        return None if cfg is None else cfg.get("global_batch_size")
 
     def num_training_batches(self) -> int:
         """Batches per training epoch per device, as the loader really yields them."""
@@ -351,9 +362,3 @@ class VideoDataModule(LightningDataModule):
             self.health.record(events, None if trainer is None else trainer.current_epoch)
         return batch
 
-
-def _bare(value: Any) -> Any:
-    return value
-
-
-ShortVideos = Literal["keep", "replace"]

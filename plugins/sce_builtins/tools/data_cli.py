@@ -26,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     from sce_builtins.tools.synth import DEFAULTS
 
     parser = _Parser(prog="sce data", description="Dataset preparation tools.")
-    sub = parser.add_subparsers(dest="command", metavar="{synth,frames,index}", parser_class=_Parser)
+    sub = parser.add_subparsers(
+        dest="command", metavar="{synth,frames,index}", parser_class=_Parser
+    )
 
     p = sub.add_parser(
         "synth",
@@ -42,8 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=DEFAULTS["size"], help="canvas side (even)")
     p.add_argument("--fps", type=float, default=DEFAULTS["fps"], help="frame rate of the mp4 files")
     p.add_argument("--seed", type=int, default=DEFAULTS["seed"])
-    p.add_argument("--formats", default=",".join(DEFAULTS["formats"]),
-                   help="comma-separated subset of frames,mp4")
+    p.add_argument(
+        "--formats",
+        default=",".join(DEFAULTS["formats"]),
+        help="comma-separated subset of frames,mp4",
+    )
     p.add_argument("--digit-size", type=int, default=None, help="digit side (default 2/3 of size)")
     p.add_argument("--no-progress", action="store_true")
 
@@ -145,8 +150,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help
         return exc.code if isinstance(exc.code, int) else 0
     except KeyboardInterrupt:
-        print("interrupted (finished work is kept; run the same command again to resume)",
-              file=sys.stderr)
+        print(
+            "interrupted (finished work is kept; run the same command again to resume)",
+            file=sys.stderr,
+        )
         return 130
 
 

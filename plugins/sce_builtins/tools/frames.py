@@ -65,7 +65,9 @@ _NOT_VIDEO = {".txt", ".csv", ".json", ".md", ".jpg", ".jpeg", ".png", ".py", ".
 def ffmpeg_q_to_jpeg_quality(q: int) -> int:
     """libjpeg quality (1..100) matching ffmpeg's ``-q:v q`` (1..31); see the module docstring."""
     if int(q) != q or not 1 <= q <= 31:
-        raise ValueError(f"frames: quality {q} is not an ffmpeg -q:v value; use an integer in 1..31")
+        raise ValueError(
+            f"frames: quality {q} is not an ffmpeg -q:v value; use an integer in 1..31"
+        )
     return FFMPEG_Q_TO_JPEG_QUALITY[int(q)]
 
 
@@ -99,8 +101,9 @@ def output_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     return other, short_side
 
 
-def _resampled(frames: Iterator[Any], time_base: Fraction, fps: Fraction | None,
-               default_duration: Fraction) -> Iterator[Any]:
+def _resampled(
+    frames: Iterator[Any], time_base: Fraction, fps: Fraction | None, default_duration: Fraction
+) -> Iterator[Any]:
     """Yield ``(input index, frame)`` at ``fps`` (nearest in time), or every frame if ``fps`` is None."""
     if fps is None:
         yield from enumerate(frames)
@@ -205,8 +208,9 @@ class ExtractionReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _extract_one(src: str, final: str, fps: float, short_side: int, quality: int,
-                 pattern: str) -> tuple[str, str | None]:
+def _extract_one(
+    src: str, final: str, fps: float, short_side: int, quality: int, pattern: str
+) -> tuple[str, str | None]:
     """Worker task: extract into a partial folder, rename when complete; never raises."""
     final_path = Path(final)
     partial = final_path.with_name(f".{final_path.name}.partial")
@@ -244,7 +248,9 @@ def extract_frames(
     try:
         pattern % 1
     except (TypeError, ValueError):
-        raise ValueError(f"frames: pattern {pattern!r} needs one integer field, e.g. %08d.jpg") from None
+        raise ValueError(
+            f"frames: pattern {pattern!r} needs one integer field, e.g. %08d.jpg"
+        ) from None
     report = ExtractionReport()
     todo: list[tuple[str, str]] = []
     seen: dict[Path, Path] = {}
@@ -282,7 +288,9 @@ def extract_frames(
             for src, final in todo:
                 record(_extract_one(src, final, fps, short_side, quality, pattern))
         else:
-            with ProcessPoolExecutor(min(workers, len(todo)), mp_context=get_context("spawn")) as pool:
+            with ProcessPoolExecutor(
+                min(workers, len(todo)), mp_context=get_context("spawn")
+            ) as pool:
                 futures = [
                     pool.submit(_extract_one, src, final, fps, short_side, quality, pattern)
                     for src, final in todo

@@ -20,7 +20,13 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["FRAME_SUFFIXES", "VIDEO_SUFFIXES", "list_classes", "write_frame_index", "write_video_index"]
+__all__ = [
+    "FRAME_SUFFIXES",
+    "VIDEO_SUFFIXES",
+    "list_classes",
+    "write_frame_index",
+    "write_video_index",
+]
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm")
@@ -82,8 +88,10 @@ def write_frame_index(
                 continue
             lines.append(f"{rel} {label} {count}")
     if empty and warn:
-        print(f"index: left out {len(empty)} video folder(s) without frames, e.g. {empty[0]}",
-              file=sys.stderr)
+        print(
+            f"index: left out {len(empty)} video folder(s) without frames, e.g. {empty[0]}",
+            file=sys.stderr,
+        )
     _write_lines(Path(out_csv), lines)
     return len(lines)
 
@@ -95,7 +103,9 @@ def write_video_index(split_dir: str | os.PathLike[str], out_csv: str | os.PathL
     for label, cls in enumerate(list_classes(root)):
         with os.scandir(root / cls) as it:
             files = [
-                e.name for e in _visible(it) if e.is_file() and e.name.lower().endswith(VIDEO_SUFFIXES)
+                e.name
+                for e in _visible(it)
+                if e.is_file() and e.name.lower().endswith(VIDEO_SUFFIXES)
             ]
         lines.extend(f"{_check_path(f'{cls}/{name}')} {label}" for name in files)
     _write_lines(Path(out_csv), lines)

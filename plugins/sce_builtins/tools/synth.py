@@ -23,6 +23,7 @@ label == digit.
 
 from __future__ import annotations
 
+import functools
 import glob
 import json
 import os
@@ -86,11 +87,15 @@ view) and two independent clips are disjoint in time with probability (6/7)^2 = 
 # --------------------------------------------------------------------------------------------
 # rendering
 # --------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
 def _load_digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled digits: images ``(1797, 8, 8)`` in 0..1 and labels (read-only)."""
     from sklearn.datasets import load_digits
 
     d = load_digits()
-    return (d.images / 16.0).astype(np.float32), d.target.astype(np.int64)
+    images, targets = (d.images / 16.0).astype(np.float32), d.target.astype(np.int64)
+    images.flags.writeable = targets.flags.writeable = False
+    return images, targets
 
 
 def _digit_pools(num_classes: int) -> dict[str, list[np.ndarray]]:
@@ -123,9 +128,7 @@ def _trajectory(
     return _reflect(start + np.cumsum(vel, 0) - vel[:1], limit)
 
 
-def render_video(
-    digit: np.ndarray, centres: np.ndarray, size: int, digit_size: int
-) -> np.ndarray:
+def render_video(digit: np.ndarray, centres: np.ndarray, size: int, digit_size: int) -> np.ndarray:
     """Draw an 8x8 digit (values 0..1) at each centre: ``(frames, size, size)`` uint8.
 
     Bilinear sampling with zero padding, pixel centres at ``(2 i + 1) / size - 1`` (the
@@ -177,11 +180,12 @@ def write_mp4(
     fps: int | float | Fraction = 30,
     gop: int = 250,
     crf: int = 12,
+    preset: str = "medium",
 ) -> None:
     """Encode ``(T, H, W, 3)`` (or ``(T, H, W)`` grey) uint8 frames as H.264 mp4 with PyAV.
 
     Frame ``i`` gets the timestamp ``i / fps``; ``gop`` is the keyframe interval (``-g``),
-    ``crf`` the x264 constant rate factor. Height and width must be even (yuv420p).
+    ``crf`` the x264 constant rate factor, ``preset`` the x264 preset. Height and width must be even (yuv420p).
     """
     import av
 
@@ -196,7 +200,12 @@ def write_mp4(
     try:
         stream = container.add_stream("libx264", rate=rate)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"crf": str(crf), "g": str(gop), "keyint_min": str(min(gop, 25))}
+        stream.options = {
+            "crf": str(crf),
+            "g": str(gop),
+            "keyint_min": str(min(gop, 25)),
+            "preset": preset,
+        }
         stream.thread_count = 1
         for i in range(num):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frames[i]), format="rgb24")
@@ -251,7 +260,10 @@ def _generate(root: Path, params: dict[str, Any], progress: bool) -> None:
     half = params["digit_size"] / params["size"]
     jobs = [
         (split, c, k)
-        for split, per_class in (("train", params["train_per_class"]), ("val", params["val_per_class"]))
+        for split, per_class in (
+            ("train", params["train_per_class"]),
+            ("val", params["val_per_class"]),
+        )
         for c in range(n)
         for k in range(per_class)
     ]

@@ -29,12 +29,20 @@ def _filter(sample: Mapping[str, Any], keep: tuple[str, ...]) -> dict[str, Any]:
     return {k: sample[k] for k in keep if k in sample}
 
 
+class _Repr:
+    """``Name(attr=value, ...)`` representation from the instance attributes."""
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({args})"
+
+
 def _check_sample(component: str, sample: Any) -> None:
     if not isinstance(sample, Mapping) or "input" not in sample:
         raise ValueError(f"{component}: expected a sample dict with an 'input' key.")
 
 
-class OnlyInputTransform:
+class OnlyInputTransform(_Repr):
     """Apply a clip transform to ``sample["input"]`` (one clip), then keep only the known keys.
 
     Args:
@@ -54,7 +62,7 @@ class OnlyInputTransform:
         return out
 
 
-class OnlyInputListTransform:
+class OnlyInputListTransform(_Repr):
     """Apply a clip transform independently to every clip of ``sample["input"]`` (a list), so
     each view gets its own random draw, then keep only the known keys.
 
@@ -81,7 +89,7 @@ class OnlyInputListTransform:
         return out
 
 
-class OnlyInputTransformWithDictTransform:
+class OnlyInputTransformWithDictTransform(_Repr):
     """Apply ``transform`` to ``sample["input"]``, then ``dict_transform`` to the whole sample
     (e.g. ``uniform_crop_video``, which needs ``aug_index``), then keep only the known keys.
 

@@ -118,7 +118,9 @@ class ClipPlanner:
     ) -> None:
         prob = float(time_difference_prob)
         if not 0.0 <= prob <= 1.0:
-            raise ValueError(f"{owner}: time_difference_prob must be in [0, 1], got {time_difference_prob!r}")
+            raise ValueError(
+                f"{owner}: time_difference_prob must be in [0, 1], got {time_difference_prob!r}"
+            )
         self.frame_filter = FrameFilter.from_config(frame_filter, owner)
         self.time_difference_prob = prob
         self.owner = owner
@@ -140,7 +142,8 @@ class ClipPlanner:
             start, end = Fraction(window.start), Fraction(window.end)
             if start < 0 or start > duration:
                 raise ClipOutOfRangeError(
-                    path, f"clip start {float(start):.6g} s outside the video [0, {float(duration):.6g}] s"
+                    path,
+                    f"clip start {float(start):.6g} s outside the video [0, {float(duration):.6g}] s",
                 )
             first = timeline.count_before(start)
             stop = timeline.count_before(min(end, duration))
@@ -151,7 +154,11 @@ class ClipPlanner:
             t = stop - first
             offsets = self.frame_filter.offsets(t, rng) if self.frame_filter else np.arange(t)
             grid_ids = first + offsets.astype(np.int64)
-            ids = timeline.to_source(grid_ids) if isinstance(timeline, ResampledTimeline) else grid_ids
+            ids = (
+                timeline.to_source(grid_ids)
+                if isinstance(timeline, ResampledTimeline)
+                else grid_ids
+            )
             if do_td:
                 expanded, keep = expand_indices(ids)
                 plans.append(ClipPlan(ids, clamp_ids(expanded, source.num_frames), keep))

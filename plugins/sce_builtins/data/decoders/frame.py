@@ -69,11 +69,20 @@ class FrameDecoder:
     ) -> None:
         if isinstance(fps, bool) or not isinstance(fps, (int, float)) or fps <= 0:
             raise ValueError(f"frame decoder: fps must be a positive number, got {fps!r}")
-        for name, value in (("num_threads_io", num_threads_io), ("num_threads_decode", num_threads_decode)):
+        for name, value in (
+            ("num_threads_io", num_threads_io),
+            ("num_threads_decode", num_threads_decode),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"frame decoder: {name} must be an integer >= 0, got {value!r}")
-        if isinstance(frame_start_index, bool) or not isinstance(frame_start_index, int) or frame_start_index < 0:
-            raise ValueError(f"frame decoder: frame_start_index must be an integer >= 0, got {frame_start_index!r}")
+        if (
+            isinstance(frame_start_index, bool)
+            or not isinstance(frame_start_index, int)
+            or frame_start_index < 0
+        ):
+            raise ValueError(
+                f"frame decoder: frame_start_index must be an integer >= 0, got {frame_start_index!r}"
+            )
         self.fps = rate_fraction(fps)
         self.planner = ClipPlanner(frame_filter, time_difference_prob, "frame decoder")
         self.num_threads_io = num_threads_io
@@ -157,7 +166,9 @@ class FrameDecoder:
         except FileNotFoundError:
             if not os.path.isdir(record.path):
                 raise VideoDecodeError(record.path, "frame folder not found") from None
-            raise VideoDecodeError(path, "frame file not found (CSV frame count too large?)") from None
+            raise VideoDecodeError(
+                path, "frame file not found (CSV frame count too large?)"
+            ) from None
         except OSError as exc:
             raise VideoDecodeError(path, f"cannot read frame file ({exc})") from None
 
@@ -186,12 +197,16 @@ class FrameDecoder:
 def _make_formatter(pattern: str):
     """A function ``int -> file name`` for a printf- or format-style pattern (validated)."""
     if not isinstance(pattern, str) or not pattern:
-        raise ValueError(f"frame decoder: filename_pattern must be a non-empty string, got {pattern!r}")
+        raise ValueError(
+            f"frame decoder: filename_pattern must be a non-empty string, got {pattern!r}"
+        )
     if "{" in pattern:
         fmt = pattern.format
     else:
+
         def fmt(i: int) -> str:
             return pattern % i
+
     try:
         a, b = fmt(1), fmt(2)
     except (TypeError, ValueError, IndexError, KeyError) as exc:

@@ -32,12 +32,16 @@ class FrameFilter:
                 f"frame_filter: subsample_type must be 'uniform' or 'random', got {subsample_type!r}"
             )
         if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-            raise ValueError(f"frame_filter: num_samples must be an integer >= 1, got {num_samples!r}")
+            raise ValueError(
+                f"frame_filter: num_samples must be an integer >= 1, got {num_samples!r}"
+            )
         self.subsample_type = subsample_type
         self.num_samples = num_samples
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any] | None, owner: str = "decoder") -> FrameFilter | None:
+    def from_config(
+        cls, config: Mapping[str, Any] | None, owner: str = "decoder"
+    ) -> FrameFilter | None:
         """Build from ``{subsample_type, num_samples}``; ``None`` keeps every frame of the window."""
         if config is None:
             return None

@@ -49,7 +49,9 @@ class SimpleJpegBackend(JpegBackend):
     def decode_into(self, data: bytes, out: np.ndarray) -> None:
         h, w, _, _ = self._sj.decode_jpeg_header(data)
         if (h, w) != out.shape[:2]:
-            raise ValueError(f"frame size {h}x{w} differs from the clip's {out.shape[0]}x{out.shape[1]}")
+            raise ValueError(
+                f"frame size {h}x{w} differs from the clip's {out.shape[0]}x{out.shape[1]}"
+            )
         self._sj.decode_jpeg(data, colorspace="RGB", buffer=out, strict=True)
 
 
@@ -151,10 +153,12 @@ def make_backend(name: BackendName = "auto") -> JpegBackend:
                 continue
         raise ImportError("no JPEG backend: install simplejpeg, opencv-python-headless or pillow")
     if name not in _BACKENDS:
-        raise ValueError(f"jpeg backend must be one of auto, simplejpeg, cv2, pil; got {name!r}")
+        raise ValueError(
+            f"frame decoder: jpeg_backend must be one of auto, simplejpeg, cv2, pil; got {name!r}"
+        )
     try:
         return _BACKENDS[name]()
     except ImportError as exc:
         raise ValueError(
-            f"jpeg_backend {name!r} is not importable ({exc}); use 'auto' or install it"
+            f"frame decoder: jpeg_backend {name!r} is not importable ({exc}); use 'auto' or install it"
         ) from exc

@@ -116,12 +116,22 @@ class PyAVDecoder:
         thread_count: int = 1,
         index_cache_size: int = 4096,
     ) -> None:
-        if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or fps <= 0):
+        if fps is not None and (
+            isinstance(fps, bool) or not isinstance(fps, (int, float)) or fps <= 0
+        ):
             raise ValueError(f"pyav decoder: fps must be a positive number or null, got {fps!r}")
         if isinstance(thread_count, bool) or not isinstance(thread_count, int) or thread_count < 0:
-            raise ValueError(f"pyav decoder: thread_count must be an integer >= 0, got {thread_count!r}")
-        if isinstance(index_cache_size, bool) or not isinstance(index_cache_size, int) or index_cache_size < 1:
-            raise ValueError(f"pyav decoder: index_cache_size must be an integer >= 1, got {index_cache_size!r}")
+            raise ValueError(
+                f"pyav decoder: thread_count must be an integer >= 0, got {thread_count!r}"
+            )
+        if (
+            isinstance(index_cache_size, bool)
+            or not isinstance(index_cache_size, int)
+            or index_cache_size < 1
+        ):
+            raise ValueError(
+                f"pyav decoder: index_cache_size must be an integer >= 1, got {index_cache_size!r}"
+            )
         import av  # noqa: F401  (fail at construction if PyAV is missing)
 
         self.fps = None if fps is None else rate_fraction(fps)
@@ -197,7 +207,10 @@ class PyAVDecoder:
                             if frames is not None:
                                 frames.close()
                             container.seek(
-                                int(index.pts[keyframe]), backward=True, any_frame=False, stream=stream
+                                int(index.pts[keyframe]),
+                                backward=True,
+                                any_frame=False,
+                                stream=stream,
                             )
                             self.seek_count += 1
                             frames, pos = None, keyframe
@@ -231,7 +244,9 @@ class PyAVDecoder:
             if idx is None or idx < target:
                 continue
             if idx > target:
-                raise VideoDecodeError(path, f"frame {target} was skipped by the decoder (bad seek)")
+                raise VideoDecodeError(
+                    path, f"frame {target} was skipped by the decoder (bad seek)"
+                )
             self.converted_frames += 1
             return idx + 1, frame.to_ndarray(format="rgb24")
         raise VideoDecodeError(path, f"video ended before frame {target} (truncated?)")

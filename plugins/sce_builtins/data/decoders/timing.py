@@ -30,7 +30,9 @@ def ceil_fraction(x: Fraction) -> int:
     return -((-x.numerator) // x.denominator)
 
 
-def frame_range(start: Fraction, end: Fraction, fps: Fraction, duration: Fraction) -> tuple[int, int]:
+def frame_range(
+    start: Fraction, end: Fraction, fps: Fraction, duration: Fraction
+) -> tuple[int, int]:
     """Frames of the window ``[start, end)``: ``[ceil(fps*start), ceil(fps*min(end, duration)))``.
 
     Frame ``i`` is shown at time ``i / fps``; it belongs to the window iff ``start <= i/fps < end``

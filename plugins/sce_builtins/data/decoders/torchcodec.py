@@ -8,8 +8,6 @@ from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from typing import Any, Literal
 
-import numpy as np
-
 from sce_builtins.data.decoders.clips import (
     ClipPlanner,
     ResampledTimeline,
@@ -55,7 +53,8 @@ class TorchCodecDecoder:
         decode_float: return float32 (0..255) clips instead of uint8.
         num_ffmpeg_threads: FFmpeg threads per decoder (1 is best in DataLoader workers).
         seek_mode: ``exact`` (scan the file, exact frame indices) or ``approximate``.
-        device: ``cpu``, or ``cuda`` for NVDEC decoding (torchcodec's beta CUDA backend).
+        device: ``cpu``, or ``cuda`` for NVDEC decoding (torchcodec's beta CUDA backend; frames
+            are copied back to the CPU for clip assembly, so this only offloads the decode).
         metadata_cache_size: number of per-file metadata entries kept.
     """
 
@@ -71,11 +70,21 @@ class TorchCodecDecoder:
         metadata_cache_size: int = 4096,
     ) -> None:
         self._video_decoder_cls = _import_video_decoder()
-        if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or fps <= 0):
-            raise ValueError(f"torchcodec decoder: fps must be a positive number or null, got {fps!r}")
+        if fps is not None and (
+            isinstance(fps, bool) or not isinstance(fps, (int, float)) or fps <= 0
+        ):
+            raise ValueError(
+                f"torchcodec decoder: fps must be a positive number or null, got {fps!r}"
+            )
         if seek_mode not in ("exact", "approximate"):
-            raise ValueError(f"torchcodec decoder: seek_mode must be 'exact' or 'approximate', got {seek_mode!r}")
-        if isinstance(num_ffmpeg_threads, bool) or not isinstance(num_ffmpeg_threads, int) or num_ffmpeg_threads < 0:
+            raise ValueError(
+                f"torchcodec decoder: seek_mode must be 'exact' or 'approximate', got {seek_mode!r}"
+            )
+        if (
+            isinstance(num_ffmpeg_threads, bool)
+            or not isinstance(num_ffmpeg_threads, int)
+            or num_ffmpeg_threads < 0
+        ):
             raise ValueError(
                 f"torchcodec decoder: num_ffmpeg_threads must be an integer >= 0, got {num_ffmpeg_threads!r}"
             )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 
@@ -129,7 +131,7 @@ class ResNet3DBasic(Trunk):
 
     def __init__(
         self,
-        model_depth: int = 18,
+        model_depth: Literal[10, 18, 34] = 18,
         head: Component("heads") = None,
         input_channel: int = 3,
         pretrained: str | None = None,

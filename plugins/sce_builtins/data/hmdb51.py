@@ -1,0 +1,107 @@
+"""HMDB51 datamodule reading the official 70/30 split files.
+
+Expected files (``test_train_splits.rar`` unpacked in datadir)::
+
+    <datadir>/testTrainMulti_7030_splits/<class>_test_split1.txt   "<video>.avi 1" per line
+        (1 = train, 2 = test, 0 = unused; splits 1, 2, 3)
+    <datadir>/<class>/<video>.avi            the videos (``hmdb51_org`` unpacked per class)
+
+The 51 classes are the sorted class names of the split files; labels are their indices.
+``train`` reads the videos marked 1, ``val`` and ``test`` those marked 2, unless a split sets
+its own ``dataset.datadir``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from sce_builtins.data.datamodule import VideoDataModule
+from sce_builtins.data.health import DataPathError
+from sce_builtins.data.types import VideoRecord
+from sce_core.slots import Component
+
+
+class HMDB51DataModule(VideoDataModule):
+    """HMDB51 (51 actions) with the official split files (split 1, 2 or 3).
+
+    Args:
+        datadir: HMDB51 root holding ``testTrainMulti_7030_splits/`` and the class folders.
+        train: training split options (see ``video_folder``); videos marked 1.
+        val: validation split options; videos marked 2.
+        test: test split options; videos marked 2.
+        video_path_prefix: folder of the class folders (default: datadir).
+        decode_audio: must be false.
+        decoder: video decoder (``pyav`` for the .avi files).
+        decoder_args: arguments of ``decoder``.
+        max_bad_samples: unreadable samples allowed per split and epoch (int count or fraction).
+        seed: seed of shuffling and per-sample randomness (null: the global seed).
+        split_id: official split number, 1 to 3.
+        splits_dir: folder of the split files (relative to datadir or absolute).
+        frame_folders: drop the video extension (read frame folders instead of files).
+    """
+
+    name = "hmdb51"
+    num_classes = 51
+
+    def __init__(
+        self,
+        datadir: str,
+        train: Mapping[str, Any] | None = None,
+        val: Mapping[str, Any] | None = None,
+        test: Mapping[str, Any] | None = None,
+        video_path_prefix: str = "",
+        decode_audio: bool = False,
+        decoder: Component("decoders", args_param="decoder_args") = "pyav",
+        decoder_args: Mapping[str, Any] | None = None,
+        max_bad_samples: int | float | None = 0.01,
+        seed: int | None = None,
+        split_id: int = 1,
+        splits_dir: str = "testTrainMulti_7030_splits",
+        frame_folders: bool = False,
+    ) -> None:
+        super().__init__(
+            datadir, train, val, test, video_path_prefix, decode_audio, decoder, decoder_args,
+            max_bad_samples, seed,
+        )
+        if split_id not in (1, 2, 3):
+            raise ValueError(f"{self.name}: split_id must be 1, 2 or 3, got {split_id!r}.")
+        self.split_id = split_id
+        self.splits_dir = os.path.join(self.datadir, splits_dir)
+        self.frame_folders = bool(frame_folders)
+
+    def split_files(self) -> dict[str, str]:
+        """Class name -> split file of ``split_id``, sorted by class."""
+        if not os.path.isdir(self.splits_dir):
+            raise DataPathError(f"{self.name}: split folder not found: {self.splits_dir}")
+        pattern = re.compile(rf"^(.+)_test_split{self.split_id}\.txt$")
+        found = {}
+        for entry in os.scandir(self.splits_dir):
+            m = pattern.match(entry.name)
+            if m:
+                found[m.group(1)] = entry.path
+        if not found:
+            raise DataPathError(
+                f"{self.name}: no <class>_test_split{self.split_id}.txt files in {self.splits_dir}"
+            )
+        return dict(sorted(found.items()))
+
+    def records(self, split: str) -> list[VideoRecord]:
+        """Videos of a split from the official files (or the split's own annotation file)."""
+        cfg = self.splits[split] or {}
+        if cfg["dataset"].get("datadir"):
+            return super().records(split)
+        wanted = "1" if split == "train" else "2"
+        prefix = self._explicit_prefix(split) or self.datadir
+        records = []
+        for label, (cls, path) in enumerate(self.split_files().items()):
+            with open(path, encoding="utf-8") as f:
+                rows = [line.rsplit(None, 1) for line in f if line.strip()]
+            for video, mark in sorted(r for r in rows if len(r) == 2):
+                if mark != wanted:
+                    continue
+                name = f"{cls}/{os.path.splitext(video)[0] if self.frame_folders else video}"
+                records.append(VideoRecord(os.path.join(prefix, name), label, None, name))
+        return records

@@ -1,0 +1,124 @@
+"""UCF101 datamodule reading the official train/test split lists.
+
+Expected files (the official ``UCF101TrainTestSplits-RecognitionTask.zip`` unpacked in datadir)::
+
+    <datadir>/ucfTrainTestlist/classInd.txt        "1 ApplyEyeMakeup" ... "101 YoYo"
+    <datadir>/ucfTrainTestlist/trainlist01.txt     "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1"
+    <datadir>/ucfTrainTestlist/testlist01.txt      "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi"
+    (trainlist02/03, testlist02/03 for splits 2 and 3)
+    <datadir>/UCF-101/<class>/<video>.avi          the videos (else <datadir>/<class>/<video>.avi)
+
+Labels are the 1-based classInd numbers minus one; test-list classes are matched to classInd
+case-insensitively (the lists spell ``HandstandPushups`` where classInd says
+``HandStandPushups``). With ``frame_folders: true`` the extension is dropped so that
+``<prefix>/<class>/<video>/`` frame folders are read. ``train`` reads the train list, ``val``
+and ``test`` read the test list, unless a split sets its own ``dataset.datadir``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from sce_builtins.data.datamodule import VideoDataModule
+from sce_builtins.data.health import DataLayoutError, DataPathError
+from sce_builtins.data.types import VideoRecord
+from sce_core.slots import Component
+
+
+def _read_lines(path: str, component: str) -> list[str]:
+    if not os.path.isfile(path):
+        raise DataPathError(f"{component}: split file not found: {path}")
+    with open(path, encoding="utf-8") as f:
+        return [line.strip() for line in f if line.strip()]
+
+
+class UCF101DataModule(VideoDataModule):
+    """UCF101 (101 actions) with the official split lists (split 1, 2 or 3).
+
+    Args:
+        datadir: UCF101 root holding ``ucfTrainTestlist/`` and the videos.
+        train: training split options (see ``video_folder``); reads trainlist0N.txt.
+        val: validation split options; reads testlist0N.txt.
+        test: test split options; reads testlist0N.txt.
+        video_path_prefix: video folder (default ``<datadir>/UCF-101`` if present, else datadir).
+        decode_audio: must be false.
+        decoder: video decoder (``pyav`` for the .avi files).
+        decoder_args: arguments of ``decoder``.
+        max_bad_samples: unreadable samples allowed per split and epoch (int count or fraction).
+        seed: seed of shuffling and per-sample randomness (null: the global seed).
+        split_id: official split number, 1 to 3.
+        splits_dir: folder of the split lists (relative to datadir or absolute).
+        frame_folders: drop the video extension (read frame folders instead of files).
+    """
+
+    name = "ucf101"
+    num_classes = 101
+
+    def __init__(
+        self,
+        datadir: str,
+        train: Mapping[str, Any] | None = None,
+        val: Mapping[str, Any] | None = None,
+        test: Mapping[str, Any] | None = None,
+        video_path_prefix: str = "",
+        decode_audio: bool = False,
+        decoder: Component("decoders", args_param="decoder_args") = "pyav",
+        decoder_args: Mapping[str, Any] | None = None,
+        max_bad_samples: int | float | None = 0.01,
+        seed: int | None = None,
+        split_id: int = 1,
+        splits_dir: str = "ucfTrainTestlist",
+        frame_folders: bool = False,
+    ) -> None:
+        super().__init__(
+            datadir, train, val, test, video_path_prefix, decode_audio, decoder, decoder_args,
+            max_bad_samples, seed,
+        )
+        if split_id not in (1, 2, 3):
+            raise ValueError(f"{self.name}: split_id must be 1, 2 or 3, got {split_id!r}.")
+        self.split_id = split_id
+        self.splits_dir = os.path.join(self.datadir, splits_dir)
+        self.frame_folders = bool(frame_folders)
+
+    def _video_prefix(self, split: str) -> str:
+        prefix = self._explicit_prefix(split)
+        if prefix:
+            return prefix
+        nested = os.path.join(self.datadir, "UCF-101")
+        return nested if os.path.isdir(nested) else self.datadir
+
+    def _name(self, rel: str) -> str:
+        rel = rel.replace("\\", "/")
+        return os.path.splitext(rel)[0] if self.frame_folders else rel
+
+    def class_names(self) -> list[str]:
+        """Class names in label order, from classInd.txt."""
+        lines = _read_lines(os.path.join(self.splits_dir, "classInd.txt"), self.name)
+        pairs = sorted((int(n), cls) for n, cls in (line.split(None, 1) for line in lines))
+        return [cls.strip() for _, cls in pairs]
+
+    def records(self, split: str) -> list[VideoRecord]:
+        """Videos of a split from the official lists (or the split's own annotation file)."""
+        cfg = self.splits[split] or {}
+        if cfg["dataset"].get("datadir"):
+            return super().records(split)
+        lookup = {c.lower(): i for i, c in enumerate(self.class_names())}
+        kind = "trainlist" if split == "train" else "testlist"
+        path = os.path.join(self.splits_dir, f"{kind}{self.split_id:02d}.txt")
+        prefix = self._video_prefix(split)
+        records = []
+        for line in _read_lines(path, self.name):
+            parts = line.split()
+            rel = parts[0]
+            if len(parts) > 1:
+                label = int(parts[1]) - 1
+            else:
+                cls = rel.replace("\\", "/").split("/")[0].lower()
+                if cls not in lookup:
+                    raise DataLayoutError(f"{self.name}: class of {rel} in {path} is not in classInd.txt")
+                label = lookup[cls]
+            name = self._name(rel)
+            records.append(VideoRecord(os.path.join(prefix, name), label, None, name))
+        return records

@@ -1,0 +1,396 @@
+"""SCE LightningModule: training, EMA, queue, schedules, shuffle-BN, transforms, checkpoints."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import lightning.pytorch as pl
+import pytest
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from sce_builtins.losses.sce import SCELoss
+from sce_builtins.models.heads.mlp import MLPHead
+from sce_builtins.models.sce import SCEModel
+from sce_builtins.models.shuffle_bn import (
+    SplitBatchNorm1d,
+    SplitBatchNorm3d,
+    convert_to_split_batchnorm,
+    set_num_simulated_devices,
+    shuffled_forward,
+)
+
+torch.set_num_threads(1)
+
+B, D = 4, 8
+
+
+class TinyTrunk(nn.Module):
+    """Test-only trunk: Conv3d + BN3d + ReLU + global pool -> (B, 8)."""
+
+    def __init__(self, width: int = 8) -> None:
+        super().__init__()
+        self.num_features = width
+        self.net = nn.Sequential(
+            nn.Conv3d(3, width, (1, 3, 3), padding=(0, 1, 1), bias=False),
+            nn.BatchNorm3d(width),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool3d(1),
+            nn.Flatten(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def heads() -> tuple[MLPHead, MLPHead]:
+    proj = MLPHead(input_dim=8, hidden_dims=[16], output_dim=D, num_layers=2, norm_layer="bn_1D",
+                   bias=False, last_bias=False, last_norm=True, last_affine=False)
+    pred = MLPHead(input_dim=D, hidden_dims=[16], output_dim=D, num_layers=2, norm_layer="bn_1D",
+                   bias=False, last_bias=False)
+    return proj, pred
+
+
+FACTORY_CALLS: list[dict] = []
+
+
+def SGD(model, num_steps_per_epoch, global_batch_size):  # noqa: N802
+    """Stand-in for the optimizer factory node: records its runtime arguments."""
+    FACTORY_CALLS.append({"num_steps_per_epoch": num_steps_per_epoch, "global_batch_size": global_batch_size})
+    return {"optimizer": torch.optim.SGD(model.learnable_params, lr=0.05, momentum=0.9)}
+
+
+def make_model(seed: int = 0, **kw) -> SCEModel:
+    torch.manual_seed(seed)
+    proj, pred = heads()
+    args = dict(trunk=TinyTrunk(), projector=proj, predictor=pred, optimizer=SGD,
+                queue={"size": 20, "feature_dim": D}, sym=True, initial_momentum=0.9,
+                scheduler_momentum="constant", temp=0.1, temp_m=0.05, coeff=0.5)
+    args.update(kw)
+    return SCEModel(**args)
+
+
+class Views(Dataset):
+    """N fixed samples, two uint8 views (3, 2, 8, 8) per sample: noisy copies of one base."""
+
+    def __init__(self, n: int = 8, seed: int = 0, views: int = 2) -> None:
+        g = torch.Generator().manual_seed(seed)
+        base = torch.randint(40, 200, (n, 3, 2, 8, 8), generator=g)
+        self.views = [
+            (base + torch.randint(-30, 31, base.shape, generator=g)).clamp(0, 255).to(torch.uint8)
+            for _ in range(views)
+        ]
+
+    def __len__(self) -> int:
+        return self.views[0].shape[0]
+
+    def __getitem__(self, i: int) -> dict:
+        return {"input": [v[i] for v in self.views], "label": i % 2, "idx": i}
+
+
+def loader(n: int = 8, **kw) -> DataLoader:
+    return DataLoader(Views(n, **kw), batch_size=B, shuffle=False, drop_last=True)
+
+
+def trainer(tmp_path, **kw) -> pl.Trainer:
+    args = dict(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+                num_sanity_val_steps=0)
+    args.update(kw)
+    return pl.Trainer(**args)
+
+
+class Recorder(Callback):
+    """Records losses, schedule values, expected keys and EMA checks at every step."""
+
+    def __init__(self) -> None:
+        self.losses, self.momenta, self.keys, self.ema_errors, self.coeffs = [], [], [], [], []
+
+    def on_train_batch_start(self, trainer, model, batch, batch_idx):
+        target_t = copy.deepcopy(model.momentum_trunk)
+        target_p = copy.deepcopy(model.momentum_projector)
+        with torch.no_grad():
+            self.keys.append([F.normalize(target_p(target_t(v)), dim=1) for v in batch["input"]])
+        self._old = [p.detach().clone() for p in model._pairs()[0]]
+
+    def on_train_batch_end(self, trainer, model, outputs, batch, batch_idx):
+        # The model's own on_train_batch_start runs after the callbacks': read values here.
+        self.losses.append(float(outputs["loss"]))
+        self.momenta.append(model.momentum)
+        self.coeffs.append(model.coeff)
+        m = model.momentum
+        targets, onlines = model._pairs()
+        self.ema_errors.append(max(
+            float((t - (m * t_old + (1 - m) * o.detach())).abs().max())
+            for t, t_old, o in zip(targets, self._old, onlines)
+        ))
+
+
+def test_short_training_run_loss_decreases(tmp_path):
+    model = make_model()
+    rec = Recorder()
+    trainer(tmp_path, max_epochs=15, callbacks=[rec]).fit(model, loader(8))
+    assert len(rec.losses) == 30  # 2 steps per epoch x 15 epochs
+    first, last = sum(rec.losses[:4]) / 4, sum(rec.losses[-4:]) / 4
+    assert all(math.isfinite(v) for v in rec.losses)
+    assert last < first - 0.1, (first, last)
+
+
+def test_queue_receives_all_view_keys_in_order_and_wraps(tmp_path):
+    model = make_model()
+    initial = model.queue.queue.clone()
+    rec = Recorder()
+    trainer(tmp_path, max_steps=3, max_epochs=3, callbacks=[rec]).fit(model, loader(8))
+    # Every step enqueues [z_view0 (B rows); z_view1 (B rows)] = 8 keys into K=20 rows.
+    expected = initial.clone()
+    ptr = 0
+    for z0, z1 in rec.keys:
+        for row in torch.cat([z0, z1]):
+            expected[ptr] = row
+            ptr = (ptr + 1) % 20
+    assert ptr == 4 and int(model.queue.ptr) == 4
+    torch.testing.assert_close(model.queue.queue, expected, rtol=0, atol=1e-6)
+    # Step 3 wrapped around onto rows 0..3; rows 4..7 still hold step 1's view-1 keys.
+    torch.testing.assert_close(model.queue.queue[4:8], rec.keys[0][1], rtol=0, atol=1e-6)
+
+
+def test_ema_after_each_step_with_cosine_momentum(tmp_path):
+    model = make_model(initial_momentum=0.9, scheduler_momentum="cosine")
+    rec = Recorder()
+    trainer(tmp_path, max_epochs=2, callbacks=[rec]).fit(model, loader(8))
+    # S = 2 steps per epoch, E = 2: m(t) = 1 - 0.1 * (1 + cos(pi t / 3)) / 2.
+    expected = [1 - 0.1 * (1 + math.cos(math.pi * t / 3)) / 2 for t in range(4)]
+    assert rec.momenta == pytest.approx(expected, abs=1e-12)
+    assert rec.momenta[0] == pytest.approx(0.9) and rec.momenta[-1] == pytest.approx(1.0)
+    assert max(rec.ema_errors) < 1e-6
+    assert model.steps_per_epoch == 2 and model.total_steps == 4
+    assert FACTORY_CALLS[-1] == {"num_steps_per_epoch": 2, "global_batch_size": B}
+
+
+def test_target_starts_as_copy_and_is_frozen():
+    model = make_model()
+    for (n, t), (_, o) in zip(model.momentum_trunk.state_dict().items(), model.trunk.state_dict().items()):
+        assert torch.equal(t, o), n
+    assert not any(p.requires_grad for p in model.momentum_trunk.parameters())
+    assert not any(p.requires_grad for p in model.momentum_projector.parameters())
+    learn = {id(p) for p in model.learnable_params}
+    assert all(id(p) not in learn for p in model.momentum_trunk.parameters())
+    assert len(learn) == len(list(model.trunk.parameters())) + len(list(model.projector.parameters())) + len(
+        list(model.predictor.parameters()))
+
+
+def _manual_step(model: SCEModel, views: list[torch.Tensor]) -> torch.Tensor:
+    model.set_schedule_horizon(1, 1)
+    return model.training_step({"input": views}, 0)["loss"]
+
+
+@pytest.mark.filterwarnings("ignore:You are trying to")
+def test_sym_pairing_with_local_crops_matches_spec_average():
+    model = make_model(num_global_crops=2, num_local_crops=2, queue={"size": 16, "feature_dim": D})
+    torch.manual_seed(1)
+    views = [torch.rand(B, 3, 2, 8, 8), torch.rand(B, 3, 2, 8, 8),
+             torch.rand(B, 3, 2, 4, 4), torch.rand(B, 3, 2, 4, 4)]
+    ref = copy.deepcopy(model)
+    loss = _manual_step(model, views)
+    sce = SCELoss(coeff=0.5, temp=0.1, temp_m=0.05)
+    queue = ref.queue.queue
+    z = [ref.momentum_shared_step(v)["z"] for v in views[:2]]
+    q = [ref.shared_step(v)["q"] for v in views]
+    pairs = [(i, j) for i in range(2) for j in range(4) if j != i]
+    expected = sum(sce(q[j], z[i], queue) for i, j in pairs) / 6
+    torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-6)
+    # Keys wait for the optimizer step: [all-gathered z_0; z_1] (2B rows), then enqueued.
+    assert len(model._pending_keys) == 1 and model._pending_keys[0].shape == (2 * B, D)
+    model.after_optimizer_step()
+    torch.testing.assert_close(model.queue.queue[: 2 * B], torch.cat(z), rtol=0, atol=1e-6)
+    assert int(model.queue.ptr) == 2 * B
+
+
+@pytest.mark.filterwarnings("ignore:You are trying to")
+def test_asymmetric_mode_uses_view0_as_target_only():
+    model = make_model(sym=False, num_global_crops=2)
+    torch.manual_seed(2)
+    views = [torch.rand(B, 3, 2, 8, 8), torch.rand(B, 3, 2, 8, 8)]
+    ref = copy.deepcopy(model)
+    loss = _manual_step(model, views)
+    sce = SCELoss(coeff=0.5, temp=0.1, temp_m=0.05)
+    expected = sce(ref.shared_step(views[1])["q"], ref.momentum_shared_step(views[0])["z"], ref.queue.queue)
+    torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-6)
+    assert model._pending_keys[0].shape == (B, D)
+
+
+def test_mutual_pass_same_as_separate_in_eval_and_joint_bn_in_train():
+    model = make_model(mutual_pass=True, num_local_crops=1)
+    sep = make_model(mutual_pass=False, num_local_crops=1)
+    sep.load_state_dict(model.state_dict())
+    torch.manual_seed(3)
+    views = [torch.rand(B, 3, 2, 8, 8), torch.rand(B, 3, 2, 8, 8), torch.rand(B, 3, 2, 4, 4)]
+    model.eval(), sep.eval()
+    with torch.no_grad():
+        for a, b in zip(model.multi_crop_shared_step(views), sep.multi_crop_shared_step(views)):
+            for k in ("h", "z", "q"):
+                torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+        model.train()
+        joint = model.multi_crop_momentum_shared_step(views[:2])
+        cat = F.normalize(model._target_raw(torch.cat(views[:2]))["z"], dim=1)
+    torch.testing.assert_close(torch.cat([joint[0]["z"], joint[1]["z"]]), cat, rtol=1e-5, atol=1e-6)
+
+
+def test_schedule_values_follow_spec_1_8():
+    model = make_model(coeff=0.5, warmup_epoch_coeff=1, start_warmup_coeff=1.0,
+                       warmup_scheduler_coeff="linear", scheduler_coeff="cosine",
+                       final_scheduler_coeff=0.0, temp_m=0.05, warmup_epoch_temp_m=2,
+                       start_warmup_temp_m=0.2, warmup_scheduler_temp_m="cosine",
+                       initial_momentum=0.99, scheduler_momentum="cosine")
+    model.set_schedule_horizon(steps_per_epoch=10, max_epochs=4)
+    v = model.schedule_values(0, 0)
+    assert v["coeff"] == pytest.approx(1.0) and v["temp_m"] == pytest.approx(0.2)
+    assert v["momentum"] == pytest.approx(0.99)
+    # coeff warm-up: 1.0 + 5 * (0.5 - 1.0) / 9 at step 5 (M = 1*10 - 1).
+    assert model.schedule_values(5, 0)["coeff"] == pytest.approx(1.0 - 2.5 / 9)
+    assert model.schedule_values(9, 0)["coeff"] == pytest.approx(0.5)
+    # main cosine schedule after the warm-up: s - 10 over M = 3*10 - 1.
+    c = 0.5 * (1 + math.cos(math.pi + math.pi * 14 / 29))
+    assert model.schedule_values(24, 2)["coeff"] == pytest.approx(0.5 - c * 0.5)
+    assert model.schedule_values(39, 3)["coeff"] == pytest.approx(0.0, abs=1e-12)
+    # temp_m cosine warm-up over M = 2*10 - 1, then constant.
+    ct = 0.5 * (1 + math.cos(math.pi + math.pi * 7 / 19))
+    assert model.schedule_values(7, 0)["temp_m"] == pytest.approx(0.2 + ct * (0.05 - 0.2))
+    assert model.schedule_values(25, 2)["temp_m"] == pytest.approx(0.05)
+    # momentum: 1 - 0.01 * (1 + cos(pi t / 39)) / 2.
+    assert model.schedule_values(13, 1)["momentum"] == pytest.approx(1 - 0.01 * (1 + math.cos(math.pi / 3)) / 2)
+    assert model.schedule_values(39, 3)["momentum"] == pytest.approx(1.0)
+
+
+def test_constant_coeff_without_schedules():
+    model = make_model(coeff=0.125)
+    model.set_schedule_horizon(5, 3)
+    assert model.schedule_values(7, 1) == {"coeff": 0.125, "temp_m": 0.05, "momentum": 0.9}
+
+
+def test_after_batch_transfer_applies_train_transform_and_converts_uint8():
+    calls = []
+
+    def flip_views(views):
+        calls.append(len(views))
+        return [torch.flip(v, dims=[-1]) for v in views]
+
+    model = make_model(train_transform=flip_views)
+    x = torch.arange(2 * 3 * 2 * 2 * 2, dtype=torch.uint8).reshape(2, 3, 2, 2, 2)
+    out = model.on_after_batch_transfer({"input": [x, x.clone()], "label": torch.zeros(2)}, 0)
+    assert calls == [2]
+    assert out["input"][0].dtype == torch.float32
+    torch.testing.assert_close(out["input"][0], torch.flip(x, dims=[-1]).float() / 255)
+    model.eval()  # no trainer: eval mode uses val_transform (None) -> only the conversion
+    out = model.on_after_batch_transfer({"input": x}, 0)
+    torch.testing.assert_close(out["input"], x.float() / 255)
+    assert calls == [2]
+
+
+def test_forward_returns_trunk_features():
+    model = make_model()
+    model.eval()
+    x = torch.rand(3, 3, 2, 8, 8)
+    assert model(x).shape == (3, model.num_features) == (3, 8)
+    torch.testing.assert_close(model(x), model.trunk(x))
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [dict(num_splits=2), dict(predictor=nn.Identity(), projector=None), dict(queue={"size": 8}),
+     dict(scheduler_momentum="linear"), dict(num_global_crops=1, num_local_crops=0),
+     dict(shuffle_bn=True, simulate_n_devices=0), dict(num_devices=0)],
+)
+def test_bad_arguments_raise_value_error(kw):
+    with pytest.raises(ValueError, match="^sce: "):
+        make_model(**kw)
+
+
+def test_checkpoint_resume_continues_exactly(tmp_path):
+    model = make_model(initial_momentum=0.9, scheduler_momentum="cosine")
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ck", filename="{epoch}", save_top_k=-1, every_n_epochs=1)
+    rec_a = Recorder()
+    trainer(tmp_path, max_epochs=2, callbacks=[rec_a, ckpt], enable_checkpointing=True).fit(model, loader(8))
+    state = torch.load(tmp_path / "ck" / "epoch=0.ckpt", weights_only=True)
+    assert {"queue.queue", "queue.ptr", "momentum_trunk.net.0.weight"} <= set(state["state_dict"])
+    assert state["sce_schedule"]["momentum"] == pytest.approx(rec_a.momenta[1])
+
+    fresh = make_model(seed=123, initial_momentum=0.9, scheduler_momentum="cosine")
+    assert not torch.equal(fresh.queue.queue, model.queue.queue)
+    rec_b = Recorder()
+    trainer(tmp_path, max_epochs=2, callbacks=[rec_b]).fit(fresh, loader(8), ckpt_path=tmp_path / "ck" / "epoch=0.ckpt")
+    assert rec_b.losses == rec_a.losses[2:]
+    assert rec_b.momenta == rec_a.momenta[2:]
+    for (name, a), (_, b) in zip(model.state_dict().items(), fresh.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+# ---------------------------------------------------------------- shuffle-BN / simulated devices
+@pytest.mark.parametrize(
+    "bn_cls,shape",
+    [(nn.BatchNorm1d, (12, 5)), (nn.BatchNorm1d, (12, 5, 3)), (nn.BatchNorm2d, (12, 5, 3, 2)),
+     (nn.BatchNorm3d, (12, 5, 2, 3, 2))],
+)
+def test_split_batchnorm_equals_separate_bn_per_chunk(bn_cls, shape):
+    torch.manual_seed(0)
+    bn = bn_cls(5, momentum=0.3)
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 1.5), bn.bias.uniform_(-1, 1)
+        bn.running_mean.uniform_(-1, 1), bn.running_var.uniform_(0.5, 2)
+    copies = [copy.deepcopy(bn) for _ in range(3)]
+    split = convert_to_split_batchnorm(copy.deepcopy(bn), 3)
+    assert split.num_splits == 3
+    x = torch.randn(*shape) * 2 + 1
+    y = split(x)
+    expected = torch.cat([c(chunk) for c, chunk in zip(copies, x.chunk(3))])
+    torch.testing.assert_close(y, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(split.running_mean, torch.stack([c.running_mean for c in copies]).mean(0))
+    torch.testing.assert_close(split.running_var, torch.stack([c.running_var for c in copies]).mean(0))
+    assert int(split.num_batches_tracked) == 1
+    split.eval(), bn.eval()
+    bn.load_state_dict(split.state_dict())
+    torch.testing.assert_close(split(x), bn(x))
+
+
+def test_convert_to_split_batchnorm_shares_parameters_and_keys():
+    model = nn.Sequential(nn.Conv3d(3, 4, 1), nn.BatchNorm3d(4), nn.Flatten(), nn.BatchNorm1d(4 * 8))
+    keys = list(model.state_dict())
+    weight = model[1].weight
+    convert_to_split_batchnorm(model, 2)
+    assert isinstance(model[1], SplitBatchNorm3d) and isinstance(model[3], SplitBatchNorm1d)
+    assert model[1].weight is weight and list(model.state_dict()) == keys
+    assert set_num_simulated_devices(model, 4) == 2 and model[3].num_splits == 4
+    with pytest.raises(ValueError, match="simulate_n_devices"):
+        model.train()(torch.randn(6, 3, 2, 2, 2))
+
+
+def test_shuffled_forward_restores_order():
+    x = torch.arange(10.0).view(10, 1)
+    out = shuffled_forward(lambda t: {"h": t * 2, "z": t + 1}, x)
+    torch.testing.assert_close(out["h"], x * 2)
+    torch.testing.assert_close(out["z"], x + 1)
+
+
+def test_model_shuffle_bn_simulates_devices_in_target_branch():
+    model = make_model(shuffle_bn=True, simulate_n_devices=2, num_devices=1)
+    bns = [m for m in model.momentum_trunk.modules() if isinstance(m, SplitBatchNorm3d)]
+    assert bns and all(m.num_splits == 2 for m in bns)
+    assert all(type(m) is nn.BatchNorm3d for m in model.trunk.modules() if isinstance(m, nn.BatchNorm3d))
+    # With one simulated device, BN is permutation invariant: shuffle changes nothing.
+    one = make_model(shuffle_bn=True, simulate_n_devices=1, num_devices=1)
+    plain = make_model(shuffle_bn=False)
+    x = torch.rand(B, 3, 2, 8, 8)
+    torch.testing.assert_close(one.momentum_shared_step(x)["z"], plain.momentum_shared_step(x)["z"],
+                               rtol=1e-5, atol=1e-6)
+    # Two simulated devices: equal to running each half of the (shuffled) batch separately.
+    torch.manual_seed(5)
+    out = model.momentum_shared_step(x)
+    torch.manual_seed(5)
+    perm = torch.randperm(B)
+    ref_t, ref_p = copy.deepcopy(plain.momentum_trunk), copy.deepcopy(plain.momentum_projector)
+    halves = [F.normalize(ref_p(ref_t(x[perm][i * 2:(i + 1) * 2])), dim=1) for i in range(2)]
+    torch.testing.assert_close(out["z"], torch.cat(halves)[torch.argsort(perm)], rtol=1e-5, atol=1e-5)
