@@ -22,12 +22,11 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from sce_builtins.losses.sce import SCELoss
 from sce_builtins.models.momentum import EMAUpdater, make_target
 from sce_builtins.models.queue import FeatureQueue
 from sce_builtins.optim.lars import LARS
+from torch import nn
 
 D, K, BATCH = 256, 32768, 64
 LR, MOM, WD, ETA, EMA_M = 4.8, 0.9, 1e-6, 1e-3, 0.99

@@ -24,8 +24,11 @@ DEMO_CONFIG = "demo"
 
 
 def cache_dir() -> Path:
-    """Where sce-core keeps small state (``SCE_CACHE_DIR``, default ``~/.cache/sce-core``)."""
-    return Path(os.environ.get("SCE_CACHE_DIR", Path.home() / ".cache" / "sce-core"))
+    """Where sce-core keeps small state (``SCE_CACHE_DIR``, default ``~/.cache/sce-core``).
+
+    Same rule as :func:`sce_core.config.cache_dir` (not imported: it needs OmegaConf).
+    """
+    return Path(os.environ.get("SCE_CACHE_DIR", Path.home() / ".cache" / "sce-core")).expanduser()
 
 
 # -- commands that read metadata only ---------------------------------------------------
@@ -335,7 +338,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     plugin_commands = _plugin_commands()
     parser = build_parser(plugin_commands)
-    args = parser.parse_args(argv)
+    command_at = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+    if command_at is not None and argv[command_at] in plugin_commands:
+        # plugin commands parse their own arguments (including --help)
+        args = parser.parse_args([*argv[:command_at], argv[command_at]])
+        args.rest = argv[command_at + 1:]
+    else:
+        args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
         return 0

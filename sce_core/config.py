@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -145,12 +146,31 @@ def apply_overrides(cfg: DictConfig, overrides: Iterable[str]) -> DictConfig:
     return cfg
 
 
+CACHE_RESOLVER = "sce.cache"
+
+
+def cache_dir() -> Path:
+    """sce-core's cache folder: ``SCE_CACHE_DIR``, default ``~/.cache/sce-core``."""
+    return Path(os.environ.get("SCE_CACHE_DIR", Path.home() / ".cache" / "sce-core")).expanduser()
+
+
+def _cache_path(sub: str = "") -> str:
+    return str(cache_dir() / str(sub))
+
+
+def register_resolvers() -> None:
+    """OmegaConf resolvers of sce-core: ``${sce.cache:sub/dir}`` is a folder in the cache."""
+    if not OmegaConf.has_resolver(CACHE_RESOLVER):
+        OmegaConf.register_resolver(CACHE_RESOLVER, _cache_path)
+
+
 def load_config(name_or_path: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
     """Load a config by shipped name or path, compose its defaults and apply overrides.
 
     Interpolations stay unresolved in the returned ``DictConfig``; ``???`` values are kept
     for :func:`sce_core.validate.validate_config` to report.
     """
+    register_resolvers()
     cfg = _compose(find_config(name_or_path))
     return apply_overrides(cfg, overrides)
 

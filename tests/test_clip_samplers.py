@@ -137,3 +137,42 @@ def test_uniform_clip_consecutive_and_backpad():
 def test_bad_arguments_raise_value_error(make):
     with pytest.raises(ValueError, match="must be"):
         make()
+
+
+def test_random_multi_clip_min_gap_keeps_clips_apart():
+    from fractions import Fraction
+
+    import numpy as np
+
+    from sce_builtins.data.clip_samplers import RandomMultiClipSampler
+
+    sampler = RandomMultiClipSampler(clip_duration=1.0, num_clips=2, min_gap=1.0)
+    rng = np.random.default_rng(0)
+    gaps = []
+    for _ in range(300):
+        a, b = sampler(Fraction(8), rng)
+        assert a.end - a.start == 1 and b.end - b.start == 1
+        assert 0 <= a.start <= 7 and 0 <= b.start <= 7
+        gaps.append(max(a.start, b.start) - min(a.end, b.end))
+    assert min(gaps) >= 1
+    # without the option the same draws overlap sometimes (the reference behaviour)
+    plain = RandomMultiClipSampler(clip_duration=1.0, num_clips=2)
+    rng = np.random.default_rng(0)
+    overlaps = sum(max(a.start, b.start) < min(a.end, b.end)
+                   for a, b in (plain(Fraction(8), rng) for _ in range(300)))
+    assert overlaps > 30
+
+
+def test_random_multi_clip_min_gap_impossible_keeps_farthest():
+    from fractions import Fraction
+
+    import numpy as np
+
+    from sce_builtins.data.clip_samplers import RandomMultiClipSampler
+
+    # In a 4 s video no two 1 s clips are 5 s apart; the second clip then goes to the far end:
+    # the gap is at least max(start_a, 3 - start_a) - 1 >= 0.5, minus the sampling slack.
+    sampler = RandomMultiClipSampler(clip_duration=1.0, num_clips=2, min_gap=5.0, max_tries=50)
+    for seed in range(10):
+        a, b = sampler(Fraction(4), np.random.default_rng(seed))
+        assert max(a.start, b.start) - min(a.end, b.end) > Fraction(3, 10)

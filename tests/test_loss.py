@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-
-import sce_core
 from sce_builtins.losses.infonce import InfoNCELoss
 from sce_builtins.losses.sce import SCELoss
+
+import sce_core
 
 F64 = torch.float64
 

@@ -8,10 +8,9 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from torch import nn
-
 from sce_builtins.models.momentum import EMAUpdater, ema_update_, make_target, momentum_value
 from sce_builtins.models.queue import FeatureQueue, concat_all_gather
+from torch import nn
 
 
 def _net() -> nn.Module:

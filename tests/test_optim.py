@@ -8,12 +8,12 @@ from functools import partial
 
 import pytest
 import torch
-from torch import nn
-
-import sce_core
 from sce_builtins.optim.factory import optimizer_factory, scale_learning_rate
 from sce_builtins.optim.lars import LARS
 from sce_builtins.optim.schedulers import scheduler_factory
+from torch import nn
+
+import sce_core
 
 # -- LARS --------------------------------------------------------------------------------
 

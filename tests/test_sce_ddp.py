@@ -15,12 +15,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
-from torch import nn
-from torch.utils.data import DataLoader, Dataset
-
 from sce_builtins.models.heads.mlp import MLPHead
 from sce_builtins.models.sce import SCEModel
 from sce_builtins.strategies import ddp
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
 B, D, K = 4, 8, 40
 
@@ -122,3 +121,48 @@ def test_two_process_ddp_queue_gathers_both_ranks_and_ranks_stay_in_sync(tmp_pat
     # Per-rank augmentation seed: PL_GLOBAL_SEED (7) + rank.
     for rank, rec in enumerate((r0, r1)):
         torch.testing.assert_close(rec["draw"], torch.rand(3, generator=torch.Generator().manual_seed(7 + rank)))
+
+
+def _shuffle_worker(rank: int, port: int, out_dir: str) -> None:
+    import torch.distributed as dist
+    from sce_builtins.models.gather import concat_all_gather_without_backprop
+    from sce_builtins.models.shuffle_bn import shuffled_forward
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        torch.manual_seed(rank)  # different local RNG: rank 0's permutation must win
+        x = torch.arange(6.0).view(6, 1) + 100 * rank
+        seen = []
+
+        def fn(t):
+            seen.append(t.clone())
+            return {"h": t * 2, "z": t + 1}
+
+        out = shuffled_forward(fn, x)
+        gathered = concat_all_gather_without_backprop(x)
+        torch.save({"out": out, "seen": seen[0], "gathered": gathered}, f"{out_dir}/shuffle{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.ddp
+def test_distributed_shuffle_forward_two_processes(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.start_processes(_shuffle_worker, args=(port, str(tmp_path)), nprocs=2, start_method="fork")
+    r0, r1 = (torch.load(tmp_path / f"shuffle{r}.pt", weights_only=True) for r in (0, 1))
+    everything = torch.cat([torch.arange(6.0), torch.arange(6.0) + 100]).view(12, 1)
+    for rank, rec in enumerate((r0, r1)):
+        x = torch.arange(6.0).view(6, 1) + 100 * rank
+        torch.testing.assert_close(rec["gathered"], everything)
+        torch.testing.assert_close(rec["out"]["h"], x * 2)  # back in the original order
+        torch.testing.assert_close(rec["out"]["z"], x + 1)
+    # The two ranks processed disjoint halves of one shared permutation of the global batch.
+    seen = torch.cat([r0["seen"], r1["seen"]]).view(-1)
+    assert sorted(seen.tolist()) == everything.view(-1).tolist()
+    assert not torch.equal(seen, everything.view(-1))  # actually shuffled (seeded: fixed draw)

@@ -10,9 +10,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
-from torch import nn
-from torch.utils.data import DataLoader, Dataset
-
 from sce_builtins.losses.sce import SCELoss
 from sce_builtins.models.heads.mlp import MLPHead
 from sce_builtins.models.sce import SCEModel
@@ -23,6 +20,8 @@ from sce_builtins.models.shuffle_bn import (
     set_num_simulated_devices,
     shuffled_forward,
 )
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
 torch.set_num_threads(1)
 
@@ -394,3 +393,147 @@ def test_model_shuffle_bn_simulates_devices_in_target_branch():
     ref_t, ref_p = copy.deepcopy(plain.momentum_trunk), copy.deepcopy(plain.momentum_projector)
     halves = [F.normalize(ref_p(ref_t(x[perm][i * 2:(i + 1) * 2])), dim=1) for i in range(2)]
     torch.testing.assert_close(out["z"], torch.cat(halves)[torch.argsort(perm)], rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------- the seed's model section
+SEED_MODEL_YAML = """
+_name_: sce
+trunk: {_name_: sce_test_tiny_trunk}
+projector:
+  _name_: mlp_head
+  activation_inplace: true
+  activation_layer: relu
+  affine: true
+  bias: false
+  dropout: 0.0
+  dropout_inplace: true
+  hidden_dims: [16, 16]
+  input_dim: 8
+  norm_layer: bn_1D
+  num_layers: 3
+  last_bias: false
+  last_norm: true
+  last_affine: false
+  output_dim: 8
+predictor:
+  _name_: mlp_head
+  activation_inplace: true
+  activation_layer: relu
+  affine: true
+  bias: false
+  dropout: 0.0
+  dropout_inplace: true
+  hidden_dims: [16]
+  input_dim: 8
+  norm_layer: bn_1D
+  num_layers: 2
+  last_bias: false
+  last_norm: false
+  last_affine: false
+  output_dim: 8
+coeff: 0.5
+final_scheduler_coeff: 0.0
+initial_momentum: 0.99
+mutual_pass: false
+normalize_outputs: true
+num_devices: -1
+num_global_crops: 2
+num_local_crops: 0
+num_splits: 0
+num_splits_per_combination: 2
+queue: {size: 24, feature_dim: 8}
+scheduler_coeff: null
+scheduler_momentum: cosine
+simulate_n_devices: 8
+shuffle_bn: false
+start_warmup_coeff: 1.0
+sym: true
+temp: 0.1
+temp_m: 0.05
+use_keys: false
+warmup_epoch_coeff: 0
+warmup_epoch_temp_m: 0
+warmup_scheduler_coeff: linear
+warmup_scheduler_temp_m: cosine
+optimizer:
+  _name_: optimizer_factory
+  exclude_wd_norm: false
+  exclude_wd_bias: false
+  name: lars
+  params: {momentum: 0.9, trust_coefficient: 0.001, weight_decay: 1.0e-06}
+  batch_size: 512
+  initial_lr: 2.4
+  layer_decay_lr: null
+  scaler: linear
+  scheduler:
+    _name_: scheduler_factory
+    name: linear_warmup_cosine_annealing_lr
+    params: {max_epochs: 2, warmup_epochs: 1, warmup_start_lr: 0.0, eta_min: 0.0}
+    interval: step
+train_transform:
+  _name_: apply_transforms_on_list
+  transforms:
+  - _name_: batch_video_wrapper
+    same_on_frames: true
+    video_format: CTHW
+    inplace: true
+    transforms:
+    - {_name_: div_255, inplace: true}
+    - {_name_: batch_random_horizontal_flip, p: 0.5, inplace: true}
+    - {_name_: normalize, mean: [0.45, 0.45, 0.45], std: [0.225, 0.225, 0.225], inplace: true}
+  - _name_: batch_video_wrapper
+    same_on_frames: true
+    video_format: CTHW
+    inplace: true
+    transforms:
+    - {_name_: div_255, inplace: true}
+    - {_name_: batch_random_solarize, p: 0.2, threshold: 0.5, inplace: true}
+    - {_name_: normalize, mean: [0.45, 0.45, 0.45], std: [0.225, 0.225, 0.225], inplace: true}
+"""
+
+
+def test_seed_model_section_builds_and_trains(tmp_path):
+    from sce_core import registry
+    from sce_core.testing import build_from_yaml, tmp_component
+
+    assert {"sce", "sce_model"} <= set(registry("models").names())
+    with tmp_component("trunks", "sce_test_tiny_trunk", TinyTrunk):
+        model = build_from_yaml(SEED_MODEL_YAML, kind="models")
+    assert isinstance(model, SCEModel) and model.sym and model.queue.size == 24
+    rec = Recorder()
+    trainer(tmp_path, max_epochs=2, callbacks=[rec]).fit(model, loader(8))
+    assert len(rec.losses) == 4 and all(math.isfinite(v) for v in rec.losses)
+    # LARS lr = 2.4 * 512 / 256 with a 1-epoch (2-step) linear warm-up from 0: step 0 uses lr 0.
+    assert rec.momenta[0] == pytest.approx(0.99) and rec.momenta[-1] == pytest.approx(1.0)
+    assert int(model.queue.ptr) == (4 * 2 * B) % 24
+
+
+def test_strategy_and_callback_nodes_from_the_seed():
+    from lightning.pytorch.strategies import DDPStrategy
+
+    from sce_core import build
+    from sce_core.testing import build_from_yaml
+
+    strategy = build_from_yaml("{_name_: ddp, find_unused_parameters: false, static_graph: false}",
+                               kind="strategies")
+    assert isinstance(strategy, DDPStrategy)
+    assert strategy._ddp_kwargs["find_unused_parameters"] is False
+    assert strategy._ddp_kwargs["static_graph"] is False
+    ckpt = build_from_yaml(
+        "{_name_: model_checkpoint, dirpath: pretrain_checkpoints, filename: '{epoch}', "
+        "save_last: false, save_top_k: -1, mode: min, every_n_epochs: 100}", kind="callbacks")
+    assert isinstance(ckpt, ModelCheckpoint) and ckpt.save_top_k == -1 and ckpt._every_n_epochs == 100
+    assert build("strategies", "auto") == "auto"
+
+
+@pytest.mark.filterwarnings("ignore:You are trying to")
+def test_loss_is_float32_under_bf16_autocast():
+    model = make_model()
+    views = [torch.rand(B, 3, 2, 8, 8), torch.rand(B, 3, 2, 8, 8)]
+    ref = copy.deepcopy(model)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = _manual_step(model, views)
+        q = model.shared_step(views[1])["q"]
+    assert q.dtype == torch.bfloat16 and loss.dtype == torch.float32
+    full = _manual_step(ref, views)
+    assert abs(float(loss) - float(full)) < 0.05 * abs(float(full))

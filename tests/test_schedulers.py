@@ -7,8 +7,6 @@ import math
 
 import pytest
 import torch
-from torch import nn
-
 from sce_builtins.optim.factory import optimizer_factory
 from sce_builtins.optim.schedulers import (
     LinearWarmupCosineAnnealingLR,
@@ -19,6 +17,7 @@ from sce_builtins.optim.schedulers import (
     warmup_cosine_lr,
 )
 from sce_builtins.optim.value_schedule import scheduler_value
+from torch import nn
 
 
 def _sgd(lr: float = 1.0) -> torch.optim.SGD:

@@ -113,9 +113,13 @@ class RandomMultiClipSampler(ClipSampler):
 
     Args:
         clip_duration: clip length in seconds (2.56 in the recipe).
-        num_clips: clips per sample (2 in the recipe); clips may overlap.
+        num_clips: clips per sample (2 in the recipe); clips may overlap unless ``min_gap`` is set.
         speeds: optional playback speeds ([1] = none).
         jitter_factor: clip length multiplied by U(1 - f, 1 + f); 0 disables.
+        min_gap: when set, every pair of clips is at least this many seconds apart (end of one
+            to start of the other); a clip is redrawn up to ``max_tries`` times, then the draw
+            farthest from the others is kept. ``None`` (the reference) draws independently.
+        max_tries: redraws per clip when ``min_gap`` is set.
     """
 
     list_input = True
@@ -126,20 +130,46 @@ class RandomMultiClipSampler(ClipSampler):
         num_clips: int = 2,
         speeds: Sequence[float] | None = None,
         jitter_factor: float = 0.0,
+        min_gap: float | None = None,
+        max_tries: int = 20,
     ) -> None:
         super().__init__(clip_duration)
         if isinstance(num_clips, bool) or not isinstance(num_clips, int) or num_clips < 1:
             raise ValueError(f"random_multi_clip: num_clips must be a positive integer, got {num_clips!r}.")
+        if min_gap is not None and min_gap < 0:
+            raise ValueError(f"random_multi_clip: min_gap must be >= 0 seconds or null, got {min_gap}.")
+        if max_tries < 1:
+            raise ValueError(f"random_multi_clip: max_tries must be >= 1, got {max_tries}.")
         self.num_clips = num_clips
         self.speeds = _check_speeds("random_multi_clip", speeds, jitter_factor)
         self.jitter_factor = float(jitter_factor)
+        self.min_gap = None if min_gap is None else Fraction(min_gap)
+        self.max_tries = max_tries
 
     def __call__(self, duration: Fraction, rng: np.random.Generator) -> list[ClipWindow]:
-        """Return ``num_clips`` independent random windows (clip_index 0..num_clips-1)."""
-        return [
-            _random_window(self.clip_duration, duration, rng, self.speeds, self.jitter_factor, i)
-            for i in range(self.num_clips)
-        ]
+        """Return ``num_clips`` random windows (clip_index 0..num_clips-1)."""
+        if self.min_gap is None:
+            return [
+                _random_window(self.clip_duration, duration, rng, self.speeds, self.jitter_factor, i)
+                for i in range(self.num_clips)
+            ]
+        windows: list[ClipWindow] = []
+        for i in range(self.num_clips):
+            best, best_gap = None, None
+            for _ in range(self.max_tries):
+                cand = _random_window(self.clip_duration, duration, rng, self.speeds, self.jitter_factor, i)
+                gap = min((_gap(cand, w) for w in windows), default=self.min_gap)
+                if best_gap is None or gap > best_gap:
+                    best, best_gap = cand, gap
+                if gap >= self.min_gap:
+                    break
+            windows.append(best)
+        return windows
+
+
+def _gap(a: ClipWindow, b: ClipWindow) -> Fraction:
+    """Seconds between two windows (negative when they overlap)."""
+    return max(a.start, b.start) - min(a.end, b.end)
 
 
 class ConstantClipsPerVideoSampler(ClipSampler):

@@ -177,7 +177,9 @@ class VideoDataset(Dataset):
             if self.transform is not None:
                 seed = int(self._rng(epoch, idx, g, 2).integers(2**62))
                 with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(seed)
+                    # the CPU generator only: torch.manual_seed would also queue a lazy CUDA
+                    # seeding call (with a formatted stack) on every sample
+                    torch.default_generator.manual_seed(seed)
                     sample = self.transform(sample)
                 if not isinstance(sample, dict):
                     raise TypeError("video_dataset: the transform must return the sample dict.")

@@ -55,7 +55,7 @@ from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 
 from sce_builtins.losses.sce import SCELoss
-from sce_builtins.models.gather import concat_all_gather_without_backprop, get_world_size
+from sce_builtins.models.gather import concat_all_gather_without_backprop
 from sce_builtins.models.momentum import ema_update_, make_target, momentum_value
 from sce_builtins.models.queue import FeatureQueue
 from sce_builtins.models.shuffle_bn import (

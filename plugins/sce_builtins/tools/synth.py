@@ -78,10 +78,14 @@ DEMO_SETTINGS: dict[str, Any] = dict(
     fps=8,
     seed=0,
 )
-"""Suggested sizes for the CPU demo: 1000 train videos (one per pretraining digit), 500 held-out
-val videos, 8 s each at 8 fps. With ``random_multi_clip`` (2 clips, ``clip_duration: 1.0``) and the
-frame decoder at ``fps: 8`` with 8 uniform samples, a clip is 8 consecutive frames (the pilot's
-view) and two independent clips are disjoint in time with probability (6/7)^2 = 0.73."""
+"""Suggested sizes for the CPU demo: 1000 train videos (one per pretraining digit, ~100 per
+class), 500 held-out val videos (kNN queries; train videos are the kNN bank), 64 frames = 8 s at
+8 fps each. With ``random_multi_clip`` (``num_clips: 2``, ``clip_duration: 1.0``) and a decoder
+at 8 fps with ``frame_filter: {subsample_type: uniform, num_samples: 8}`` a clip is 8 consecutive
+frames (the pilot's view) and two independent clips are disjoint in time with probability
+(1 - 1/7)^2 = 0.73 (starts uniform in [0, 7] s, disjoint when more than 1 s apart).
+Pass ``formats=("mp4",)`` (decoder ``pyav``; about 12 MB) or ``formats=("frames",)`` (decoder
+``frame`` with ``fps: 8``; 96k small JPEG files, about 390 MB of disk blocks)."""
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,58 @@
+"""The demo's datamodule: the moving-digits dataset, generated into its folder when absent."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sce_builtins.data.datamodule import VideoDataModule
+from sce_core.slots import Component
+
+
+class SyntheticVideoDataModule(VideoDataModule):
+    """``video_folder`` over the synthetic moving-digits videos of ``sce data synth``.
+
+    ``prepare_data`` creates the dataset in ``datadir`` (rank 0, once: a finished dataset has a
+    marker file and is reused), so a fresh machine needs no download and no preparation step.
+
+    Args:
+        datadir: folder of the dataset (the demo uses a folder in sce-core's cache).
+        synthetic: generation options of ``make_synthetic_dataset`` (num_classes,
+            train_per_class, val_per_class, frames, size, fps, seed, formats, ...).
+        train: training split options (see ``video_folder``).
+        val: validation split options.
+        test: test split options.
+        video_path_prefix: prefix of annotated paths when a split does not set its own.
+        decode_audio: must be false.
+        decoder: video decoder (``frame`` for frame folders, ``pyav`` for the mp4 files).
+        decoder_args: arguments of ``decoder``.
+        max_bad_samples: unreadable samples allowed per split and epoch.
+        seed: seed of shuffling and per-sample randomness (null: the global seed).
+    """
+
+    name = "synthetic_videos"
+
+    def __init__(
+        self,
+        datadir: str,
+        synthetic: Mapping[str, Any] | None = None,
+        train: Mapping[str, Any] | None = None,
+        val: Mapping[str, Any] | None = None,
+        test: Mapping[str, Any] | None = None,
+        video_path_prefix: str = "",
+        decode_audio: bool = False,
+        decoder: Component("decoders", args_param="decoder_args") = "frame",  # type: ignore[valid-type]
+        decoder_args: Mapping[str, Any] | None = None,
+        max_bad_samples: int | float | None = 0.01,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(datadir, train, val, test, video_path_prefix, decode_audio, decoder,
+                         decoder_args, max_bad_samples, seed)
+        self.synthetic = dict(synthetic or {})
+
+    def prepare_data(self) -> None:
+        """Generate the dataset if ``datadir`` does not hold it yet, then check the layout."""
+        from sce_builtins.tools.synth import make_synthetic_dataset
+
+        make_synthetic_dataset(self.datadir, progress=True, **self.synthetic)
+        super().prepare_data()
