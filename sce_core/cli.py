@@ -145,6 +145,7 @@ def _save_failures() -> None:
 def cmd_info(args: argparse.Namespace) -> int:
     from sce_core.info import describe
 
+    _run_code_files(args)
     print(describe(args.name, kind=args.kind, as_yaml=args.yaml))
     return 0
 
@@ -278,6 +279,8 @@ def build_parser(plugin_commands: dict[str, Any]) -> argparse.ArgumentParser:
     p.add_argument("name", help="component name, `kind/name` or `dist:name`")
     p.add_argument("--kind", help="look only in this kind")
     p.add_argument("--yaml", action="store_true", help="print only a YAML node with every default")
+    p.add_argument("--code", action="append", metavar="FILE",
+                   help="Python file registering extra components (repeatable)")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("plugins", help="installed plugin distributions and load failures")

@@ -330,10 +330,14 @@ class VideoDataModule(LightningDataModule):
             kwargs["worker_init_fn"] = worker_init_fn
             if prefetch is not None:
                 kwargs["prefetch_factor"] = int(prefetch)
+        # A private generator: starting an epoch (worker base seeds) must not draw from the
+        # global torch RNG, whose state a resumed run restores (exact resume).
+        generator = torch.Generator().manual_seed(self.seed + rank)
         return DataLoader(
             dataset,
             batch_size=batch,
             sampler=sampler,
+            generator=generator,
             num_workers=workers,
             collate_fn=collate,
             pin_memory=pin,
