@@ -156,8 +156,7 @@ def test_sigterm_saves_checkpoint_then_resume_auto(cache, tmp_path):
 
 def test_two_process_ddp_pretraining(cache, tmp_path):
     proc = _sce("pretrain", "demo", *TINY, f"dir.root={tmp_path}", "trainer.devices=2",
-                "trainer.strategy=ddp", "datamodule.train.global_batch_size=8",
-                env={"PL_DISABLE_FORK": "0"})
+                "trainer.strategy=ddp", "datamodule.train.global_batch_size=8")
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out[-3000:]
     ckpt = torch.load(tmp_path / "demo" / "checkpoints" / "last.ckpt", map_location="cpu",
