@@ -9,7 +9,8 @@ file's own content (``_self_`` moves the file's position)::
       - _self_
 
 Names are looked up next to the including file first, then among the shipped configs of every
-installed distribution (entry-point group ``sce.configs``).
+installed distribution (entry-point group ``sce.configs``). Later parts merge into earlier ones,
+except that a component node whose ``_name_`` changes replaces the earlier node.
 """
 
 from __future__ import annotations
@@ -117,7 +118,32 @@ def _compose(path: Path, chain: tuple[Path, ...] = ()) -> DictConfig:
             raise ConfigError(f"{path}: bad defaults entry {item!r}; use 'name' or 'key: name'")
     if not self_seen:
         parts.append(own)
-    return OmegaConf.merge(*parts)  # type: ignore[return-value]
+    merged = parts[0]
+    for part in parts[1:]:
+        merged = merge_configs(merged, part)
+    return merged
+
+
+def _drop_replaced_components(base: DictConfig, over: DictConfig) -> None:
+    """Remove from ``base`` every component node that ``over`` names differently."""
+    for key in over.keys():
+        if key not in base or OmegaConf.is_missing(over, key) or OmegaConf.is_missing(base, key):
+            continue
+        new, old = over._get_node(key), base._get_node(key)
+        if not (isinstance(new, DictConfig) and isinstance(old, DictConfig)):
+            continue
+        if "_name_" in new and "_name_" in old and new._get_node("_name_") != old._get_node("_name_"):
+            base.pop(key)
+        else:
+            _drop_replaced_components(old, new)
+
+
+def merge_configs(base: DictConfig, over: DictConfig) -> DictConfig:
+    """OmegaConf merge, except that a component node whose ``_name_`` changes replaces the
+    earlier node instead of merging into it (its old arguments belong to another component)."""
+    base = base.copy()
+    _drop_replaced_components(base, over)
+    return OmegaConf.merge(base, over)  # type: ignore[return-value]
 
 
 def parse_overrides(overrides: Iterable[str]) -> list[tuple[str, str]]:

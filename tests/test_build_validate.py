@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 from omegaconf import OmegaConf
+from toy_components import ToyDecoder, ToySampler, ToyScale, toys
 
 import sce_core
 from sce_core.build import NodeFactory
 from sce_core.errors import ConfigError
 from sce_core.testing import build_from_yaml
 from sce_core.validate import validate_config
-from toy_components import ToyDecoder, ToyScale, ToySampler, toys
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from fake_plugins import make_plugins
 
 PROBE = """

@@ -143,7 +143,6 @@ def test_random_multi_clip_min_gap_keeps_clips_apart():
     from fractions import Fraction
 
     import numpy as np
-
     from sce_builtins.data.clip_samplers import RandomMultiClipSampler
 
     sampler = RandomMultiClipSampler(clip_duration=1.0, num_clips=2, min_gap=1.0)
@@ -167,7 +166,6 @@ def test_random_multi_clip_min_gap_impossible_keeps_farthest():
     from fractions import Fraction
 
     import numpy as np
-
     from sce_builtins.data.clip_samplers import RandomMultiClipSampler
 
     # In a 4 s video no two 1 s clips are 5 s apart; the second clip then goes to the far end:

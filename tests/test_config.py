@@ -6,12 +6,12 @@ import textwrap
 
 import pytest
 from omegaconf import OmegaConf
+from toy_components import toys
 
 import sce_core
 from sce_core.config import find_config, save_config, shipped_configs
 from sce_core.errors import ConfigError, ConfigNotFoundError
 from sce_core.resolved import resolved_config
-from toy_components import toys
 
 
 def write(path, text):
@@ -105,3 +105,20 @@ def test_resolved_config_fills_defaults_and_round_trips(recipe, tmp_path):
         again = resolved_config(sce_core.load_config(path))
         assert OmegaConf.to_container(again) == OmegaConf.to_container(resolved)
         assert sce_core.validate_config(sce_core.load_config(path), hooks=False) == []
+
+
+def test_component_with_another_name_replaces_the_earlier_node(tmp_path):
+    write(tmp_path / "base.yaml", """
+        model:
+          trunk: {_name_: big_trunk, depth: 50, width: 4}
+          head: {_name_: mlp, input_dim: 8}
+    """)
+    cfg_path = write(tmp_path / "child.yaml", """
+        defaults: [base]
+        model:
+          trunk: {_name_: small_trunk, channels: 3}
+          head: {input_dim: 16}
+    """)
+    cfg = OmegaConf.to_container(sce_core.load_config(cfg_path))
+    assert cfg["model"]["trunk"] == {"_name_": "small_trunk", "channels": 3}
+    assert cfg["model"]["head"] == {"_name_": "mlp", "input_dim": 16}

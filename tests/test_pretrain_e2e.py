@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 import torch
-
-import sce_core
 from lightning.pytorch import Callback
 
+import sce_core
 from sce_core.runner import pretrain, setup_run
 
 # A test-only reduction of configs/demo.yaml: a few tiny videos, a tiny batch and queue.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import pytest
+from fake_plugins import make_plugins
 
 import sce_core
 from sce_core.errors import (
@@ -16,7 +17,6 @@ from sce_core.errors import (
 )
 from sce_core.registry import Entry, Registry, load_failures
 from sce_core.testing import isolated_registries, on_sys_path, tmp_component
-from fake_plugins import make_plugins
 
 
 @pytest.fixture

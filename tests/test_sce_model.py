@@ -537,3 +537,29 @@ def test_loss_is_float32_under_bf16_autocast():
     assert q.dtype == torch.bfloat16 and loss.dtype == torch.float32
     full = _manual_step(ref, views)
     assert abs(float(loss) - float(full)) < 0.05 * abs(float(full))
+
+
+def test_loss_component_replaces_the_builtin_sce_loss():
+    from sce_builtins.losses.infonce import InfoNCELoss
+
+    import sce_core
+    from sce_core.testing import isolated_registries, tmp_component
+
+    class TinyTrunk(torch.nn.Module):
+        """A test trunk."""
+
+        num_features = 4
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(3, 4)
+
+        def forward(self, x):
+            return self.fc(x.mean(dim=(2, 3, 4)))
+
+    with isolated_registries(), tmp_component("trunks", "tiny_loss_trunk", TinyTrunk):
+        model = sce_core.build("models", {"_name_": "sce", "trunk": "tiny_loss_trunk",
+                                          "loss": {"_name_": "infonce_loss", "temp": 0.2}})
+        assert isinstance(model.loss_fn, InfoNCELoss) and model.loss_fn.temp == 0.2
+        default = sce_core.build("models", {"_name_": "sce", "trunk": "tiny_loss_trunk"})
+        assert type(default.loss_fn).__name__ == "SCELoss"

@@ -151,7 +151,7 @@ def deepspeed(
     try:
         import deepspeed as _ds  # noqa: F401
     except ImportError as exc:
-        raise ValueError(
+        raise ImportError(
             "deepspeed: the 'deepspeed' package is not installed; pip install deepspeed or use ddp"
         ) from exc
     from lightning.pytorch.strategies import DeepSpeedStrategy

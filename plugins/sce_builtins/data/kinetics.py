@@ -70,45 +70,34 @@ class KineticsDataModule(VideoDataModule):
                 )
 
 
+def _args_doc() -> str:
+    """The ``Args:`` block shared by every Kinetics variant (documented once, above)."""
+    doc = KineticsDataModule.__doc__ or ""
+    return doc[doc.index("    Args:"):]
+
+
 class Kinetics200DataModule(KineticsDataModule):
-    """Kinetics-200 (Mini-Kinetics): 200 class folders per split.
-
-    Args:
-        datadir: see ``KineticsDataModule``; all arguments are the same.
-    """
-
     name = "kinetics200"
     num_classes = 200
 
 
 class Kinetics400DataModule(KineticsDataModule):
-    """Kinetics-400: 400 class folders per split.
-
-    Args:
-        datadir: see ``KineticsDataModule``; all arguments are the same.
-    """
-
     name = "kinetics400"
     num_classes = 400
 
 
 class Kinetics600DataModule(KineticsDataModule):
-    """Kinetics-600: 600 class folders per split.
-
-    Args:
-        datadir: see ``KineticsDataModule``; all arguments are the same.
-    """
-
     name = "kinetics600"
     num_classes = 600
 
 
 class Kinetics700DataModule(KineticsDataModule):
-    """Kinetics-700: 700 class folders per split.
-
-    Args:
-        datadir: see ``KineticsDataModule``; all arguments are the same.
-    """
-
     name = "kinetics700"
     num_classes = 700
+
+
+for _cls, _title in ((Kinetics200DataModule, "Kinetics-200 (Mini-Kinetics)"),
+                     (Kinetics400DataModule, "Kinetics-400"),
+                     (Kinetics600DataModule, "Kinetics-600"),
+                     (Kinetics700DataModule, "Kinetics-700")):
+    _cls.__doc__ = f"{_title}: {_cls.num_classes} class folders per split.\n\n{_args_doc()}"

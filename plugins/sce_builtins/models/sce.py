@@ -105,6 +105,9 @@ class SCEModel(LightningModule):
             transfer to the device (e.g. ``apply_transforms_on_list``).
         val_transform: GPU batch transform applied to validation inputs.
         test_transform: GPU batch transform applied to test inputs.
+        loss: loss component called as ``loss(q, k, queue=, k_global=)``; null builds the SCE
+            loss from ``coeff``, ``temp``, ``temp_m`` and ``use_keys``. The ``coeff`` and
+            ``temp_m`` schedules are applied to any loss that has those attributes.
         coeff: lambda, weight of the one-hot positive in the target distribution.
         final_scheduler_coeff: value reached by the main ``coeff`` schedule.
         initial_momentum: EMA momentum at the first step.
@@ -147,6 +150,7 @@ class SCEModel(LightningModule):
         train_transform: Component("transforms") = None,  # type: ignore[valid-type]
         val_transform: Component("transforms") = None,  # type: ignore[valid-type]
         test_transform: Component("transforms") = None,  # type: ignore[valid-type]
+        loss: Component("losses") = None,  # type: ignore[valid-type]
         coeff: float = 0.5,
         final_scheduler_coeff: float = 0.0,
         initial_momentum: float = 0.999,
@@ -192,7 +196,8 @@ class SCEModel(LightningModule):
         self.momentum_trunk = make_target(trunk)
         self.momentum_projector = make_target(projector) if projector is not None else None
         self.queue = self._make_queue(queue)
-        self.loss_fn = SCELoss(coeff=coeff, temp=temp, temp_m=temp_m, use_keys=use_keys)
+        self.loss_fn = loss if loss is not None else SCELoss(
+            coeff=coeff, temp=temp, temp_m=temp_m, use_keys=use_keys)
 
         self.optimizer_factory = optimizer
         self.normalize_outputs = bool(normalize_outputs)
@@ -513,8 +518,13 @@ class SCEModel(LightningModule):
         """Evaluate coeff / temp_m / momentum for this batch (spec 1.8, 2.3)."""
         values = self.schedule_values(int(self.trainer.global_step), int(self.trainer.current_epoch))
         self.coeff, self.temp_m, self.momentum = values["coeff"], values["temp_m"], values["momentum"]
-        self.loss_fn.coeff = self.coeff
-        self.loss_fn.temp_m = self.temp_m
+        self._sync_loss_schedule()
+
+    def _sync_loss_schedule(self) -> None:
+        """Give the loss the scheduled ``coeff`` and ``temp_m`` (when it has them)."""
+        for name in ("coeff", "temp_m"):
+            if hasattr(self.loss_fn, name):
+                setattr(self.loss_fn, name, getattr(self, name))
 
     def compute_loss(self, q: Tensor, k: Tensor, k_global: Tensor, queue: Tensor | None) -> Tensor:
         """SCE loss of predictions ``q`` against keys ``k`` (float32 inside the loss)."""
@@ -613,6 +623,6 @@ class SCEModel(LightningModule):
         if not state:
             return
         self.coeff, self.temp_m, self.momentum = state["coeff"], state["temp_m"], state["momentum"]
-        self.loss_fn.coeff, self.loss_fn.temp_m = self.coeff, self.temp_m
+        self._sync_loss_schedule()
         if state.get("steps_per_epoch") and state.get("max_epochs"):
             self.set_schedule_horizon(state["steps_per_epoch"], state["max_epochs"], state.get("total_steps"))

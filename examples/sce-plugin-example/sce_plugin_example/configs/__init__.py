@@ -1,0 +1,1 @@
+"""Shipped configs of sce-plugin-example (entry-point group ``sce.configs``)."""

@@ -1,0 +1,1 @@
+"""Evaluation of pretrained trunks: weighted kNN, feature extraction, linear and kNN models."""
