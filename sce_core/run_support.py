@@ -25,15 +25,30 @@ PREEMPTION_SIGNALS = ("SIGTERM", "SIGUSR1")
 class RNGStateCallback(Callback):
     """Saves the Python, NumPy and torch RNG states and restores them when training resumes.
 
-    Restoring happens at ``on_train_start`` (after Lightning's sanity check, which draws
-    random numbers), so a resumed run continues the same random stream as an uninterrupted one.
-    States are stored as tensors and tuples so ``torch.load(weights_only=True)`` reads them.
+    The states are captured where training can stop (after every training batch and at the
+    end of every epoch, after validation), so work done after training (reports, a final
+    save) does not shift them. Restoring happens at ``on_train_start`` (after Lightning's
+    sanity check, which draws random numbers), so a resumed run continues the same random
+    stream as an uninterrupted one. States are stored as tensors and tuples so
+    ``torch.load(weights_only=True)`` reads them.
     """
 
     def __init__(self) -> None:
         self._pending: dict[str, Any] | None = None
+        self._captured: dict[str, Any] | None = None
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
+        self._captured = self.current_state()
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._captured = self.current_state()
 
     def state_dict(self) -> dict[str, Any]:
+        return self._captured if self._captured is not None else self.current_state()
+
+    @staticmethod
+    def current_state() -> dict[str, Any]:
+        """The RNG states of this process right now."""
         version, mt_state, gauss = random.getstate()
         np_name, np_keys, np_pos, np_has_gauss, np_cached = np.random.get_state()
         return {

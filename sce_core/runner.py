@@ -109,7 +109,7 @@ def pretrain(config: str | Path, overrides: Sequence[str] = (), code_files: Sequ
 
     trainer, model, datamodule, run_dir, plain = setup_run(config, overrides, code_files)
     ckpt_path = find_resume_checkpoint(plain.get("resume"), run_dir)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     if not trainer.interrupted:
         trainer.save_checkpoint(run_dir / CHECKPOINT_DIR / RESUME_CHECKPOINT)
     if trainer.global_rank == 0:
@@ -147,9 +147,13 @@ def evaluate(protocol: str, config: str | Path, overrides: Sequence[str] = (),
              code_files: Sequence[str] = ()) -> Any:
     """Linear or kNN evaluation of a pretrained trunk (``sce evaluate linear|knn``)."""
     trainer, model, datamodule, run_dir, _plain = setup_run(config, overrides, code_files)
+    ckpt_path = None
     if protocol == "linear":
         trainer.fit(model, datamodule=datamodule)
-    results = trainer.test(model, datamodule=datamodule)
+        best = getattr(trainer.checkpoint_callback, "best_model_path", "")
+        if best and getattr(trainer.checkpoint_callback, "monitor", None):
+            ckpt_path = "best"  # spec 6.5: the best validation checkpoint is tested
+    results = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     if trainer.global_rank == 0:
         print(f"sce: {protocol} evaluation results {results} (run folder {run_dir.resolve()})")
     return results

@@ -3,6 +3,7 @@ plots, preemption, and a 2-process CPU DDP run (gloo)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -65,6 +66,10 @@ def test_tiny_demo_run_writes_everything(cache, tmp_path):
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["epoch"] == 2 and ckpt["global_step"] == 2 * 3  # 24 videos / batch 8 = 3 steps
     assert "sce_config" in ckpt and ckpt["sce_config"]["model"]["_name_"] == "sce"
+    report = json.loads((run / "knn.json").read_text())
+    assert 0.0 <= report["learned_top1"] <= 1.0 and 0.0 <= report["random_init_top1"] <= 1.0
+    assert report["bank"] == {"split": "train", "videos": 24}
+    assert report["query"] == {"split": "val", "videos": 12}
     assert any(k.startswith("queue.") for k in ckpt["state_dict"])
 
 
