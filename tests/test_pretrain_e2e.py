@@ -30,7 +30,6 @@ TINY = [
     "datamodule.train.global_batch_size=8",
     "datamodule.train.loader.num_workers=0",
     "model.queue.size=32",
-    "model.optimizer.batch_size=8",
     "model.optimizer.scheduler.params.warmup_epochs=1",
     "trainer.max_epochs=2",
     "trainer.enable_progress_bar=false",
