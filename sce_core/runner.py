@@ -85,7 +85,15 @@ def build_trainer(plain: dict[str, Any], run_dir: Path, callbacks: list[Any], **
                             TensorBoardLogger(run_dir, name="", version="tensorboard")]
     kwargs.setdefault("default_root_dir", str(run_dir))
     kwargs.update(extra)
-    return Trainer(callbacks=callbacks, **kwargs)
+    try:
+        return Trainer(callbacks=callbacks, **kwargs)
+    except Exception as exc:  # Lightning's device/strategy errors, with the config keys named
+        if type(exc).__name__ != "MisconfigurationException":
+            raise
+        hint = ""
+        if "gpu" in str(exc).lower() or "cuda" in str(exc).lower():
+            hint = "; on a machine without a GPU set trainer.accelerator=cpu (and trainer.precision=32)"
+        raise SCEError(f"trainer: {str(exc).strip()}{hint}") from exc
 
 
 def find_resume_checkpoint(resume: Any, run_dir: Path) -> str | None:

@@ -168,3 +168,13 @@ def test_two_process_ddp_pretraining(cache, tmp_path):
     assert ckpt["global_step"] == 6
     queue = ckpt["state_dict"]["queue.queue"]
     assert queue.shape == (32, 64) and torch.isfinite(queue).all()
+
+
+def test_recipe_with_a_wrong_data_root_fails_at_start_naming_the_path(tmp_path):
+    proc = _sce("pretrain", "pretrain_r3d18_sce_kinetics200", f"dir.data={tmp_path / 'missing'}",
+                f"dir.root={tmp_path}", "trainer.accelerator=cpu", "trainer.devices=1",
+                "trainer.precision=32", "trainer.strategy=auto", "trainer.sync_batchnorm=false")
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 1
+    errors = [line for line in out.splitlines() if line.startswith("sce: error:")]
+    assert errors == [f"sce: error: kinetics200: data root not found: {tmp_path / 'missing'}"]
