@@ -14,29 +14,13 @@ from sce_builtins.callbacks.throughput import count_clips
 from sce_builtins.evaluation.features import extract_features
 from sce_builtins.evaluation.knn import knn_accuracy
 from sce_builtins.optim.factory import optimizer_factory
+from tiny_demo import TINY
 from torch import nn
 from torch.utils.data import DataLoader
 
 import sce_core
 from sce_core.runner import pretrain
 
-# A tiny version of configs/demo.yaml (test-only overrides) with every evaluation callback on.
-TINY = [
-    "datamodule.synthetic.num_classes=4",
-    "datamodule.synthetic.train_per_class=6",
-    "datamodule.synthetic.val_per_class=3",
-    "datamodule.synthetic.frames=24",
-    "datamodule.synthetic.size=16",
-    "datamodule.train.transform.transform.target_height=16",
-    "datamodule.train.transform.transform.target_width=16",
-    "datamodule.train.global_batch_size=8",
-    "datamodule.train.loader.num_workers=0",
-    "model.queue.size=32",
-    "model.optimizer.batch_size=8",
-    "model.optimizer.scheduler.params.warmup_epochs=1",
-    "trainer.max_epochs=2",
-    "trainer.enable_progress_bar=false",
-]
 CALLBACKS = [
     "callbacks.knn_report._name_=knn_report",
     "callbacks.knn_report.description=held-out synthetic videos",

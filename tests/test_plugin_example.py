@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_demo import TINY
 
 import sce_core
 from sce_core.cli import main
@@ -134,22 +135,6 @@ def test_example_config_and_its_validation_hook(example_target):
                       "projector expects 128; set model.projector.input_dim=64"]
 
 
-TINY = [
-    "datamodule.synthetic.num_classes=4",
-    "datamodule.synthetic.train_per_class=6",
-    "datamodule.synthetic.val_per_class=3",
-    "datamodule.synthetic.frames=24",
-    "datamodule.synthetic.size=16",
-    "datamodule.train.transform.transform.target_height=16",
-    "datamodule.train.transform.transform.target_width=16",
-    "datamodule.train.global_batch_size=8",
-    "datamodule.train.loader.num_workers=0",
-    "model.queue.size=32",
-    "model.optimizer.batch_size=8",
-    "model.optimizer.scheduler.params.warmup_epochs=1",
-    "trainer.max_epochs=2",
-    "trainer.enable_progress_bar=false",
-]
 
 
 def test_short_pretraining_with_the_example_trunk_by_name(example_target, tmp_path):

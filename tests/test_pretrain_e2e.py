@@ -14,26 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 from lightning.pytorch import Callback
+from tiny_demo import TINY
 
 import sce_core
 from sce_core.runner import pretrain, setup_run
-
-# A test-only reduction of configs/demo.yaml: a few tiny videos, a tiny batch and queue.
-TINY = [
-    "datamodule.synthetic.num_classes=4",
-    "datamodule.synthetic.train_per_class=6",
-    "datamodule.synthetic.val_per_class=3",
-    "datamodule.synthetic.frames=24",
-    "datamodule.synthetic.size=16",
-    "datamodule.train.transform.transform.target_height=16",
-    "datamodule.train.transform.transform.target_width=16",
-    "datamodule.train.global_batch_size=8",
-    "datamodule.train.loader.num_workers=0",
-    "model.queue.size=32",
-    "model.optimizer.scheduler.params.warmup_epochs=1",
-    "trainer.max_epochs=2",
-    "trainer.enable_progress_bar=false",
-]
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ import torch
 from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 
-from sce_builtins.evaluation._common import first_view, to_float, transform_batch
+from sce_builtins.evaluation._common import first_view, transform_batch
+from sce_builtins.transforms.dtype import to_float
 from sce_builtins.evaluation.features import (
     check_split_spec,
     extract_features,

@@ -64,6 +64,7 @@ from sce_builtins.models.shuffle_bn import (
     shuffled_forward,
 )
 from sce_builtins.optim.value_schedule import scheduler_value
+from sce_builtins.transforms.dtype import to_float
 from sce_core.slots import Component, Factory
 
 _NAME = "sce"
@@ -77,15 +78,6 @@ def _err(msg: str) -> ValueError:
 
 def _as_views(x: Any) -> list[Tensor]:
     return [x] if isinstance(x, Tensor) else list(x)
-
-
-def _to_float(x: Any) -> Any:
-    """uint8 tensors (or lists of them) -> float32 in [0, 1]; anything else unchanged."""
-    if isinstance(x, Tensor):
-        return x.float().div_(255) if x.dtype == torch.uint8 else x
-    if isinstance(x, (list, tuple)):
-        return [_to_float(v) for v in x]
-    return x
 
 
 class SCEModel(LightningModule):
@@ -511,7 +503,7 @@ class SCEModel(LightningModule):
         with torch.no_grad(), torch.autocast(device_type=self.device.type, enabled=False):
             if transform is not None:
                 x = transform(x)
-            x = _to_float(x)
+            x = to_float(x)
         return {**batch, "input": x}
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
