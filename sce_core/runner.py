@@ -96,9 +96,47 @@ def build_trainer(plain: dict[str, Any], run_dir: Path, callbacks: list[Any], **
         raise SCEError(f"trainer: {str(exc).strip()}{hint}") from exc
 
 
+RUN_DIR_ENV = "SCE_RUN_DIR"
+MULTI_PROCESS_ENV = ("LOCAL_RANK", "WORLD_SIZE", "SLURM_NTASKS")
+
+
+def _one_of_several_processes() -> bool:
+    """Started by torchrun/srun/Lightning as one rank of many: every rank must use one folder."""
+    return any(os.environ.get(k) not in (None, "", "0", "1") or (k == "LOCAL_RANK" and k in os.environ)
+               for k in MULTI_PROCESS_ENV)
+
+
+def fresh_run_dir(run_dir: Path, resume: Any) -> Path:
+    """The run folder, never the folder of an earlier run unless resuming (no data lost).
+
+    When ``run_dir`` already holds a run and no resume is asked for, ``<run_dir>-1``,
+    ``-2``, ... is used instead. Ranks started by a launcher use the folder rank 0 chose
+    (``SCE_RUN_DIR``) or, under torchrun/srun, the configured one as is.
+    """
+    chosen = os.environ.get(RUN_DIR_ENV)
+    if chosen:
+        return Path(chosen)
+    if find_resume_checkpoint_requested(resume) or _one_of_several_processes():
+        return run_dir
+    if not (run_dir / RESOLVED_CONFIG).exists():
+        return run_dir
+    index = 1
+    while (run_dir.parent / f"{run_dir.name}-{index}").exists():
+        index += 1
+    fresh = run_dir.parent / f"{run_dir.name}-{index}"
+    log.warning("run folder %s holds an earlier run; this run goes to %s (resume=auto continues "
+                "the earlier one)", run_dir, fresh)
+    return fresh
+
+
+def find_resume_checkpoint_requested(resume: Any) -> bool:
+    """Whether the config asks to resume (``auto`` or a path)."""
+    return resume not in (None, False, "", "none", "null")
+
+
 def find_resume_checkpoint(resume: Any, run_dir: Path) -> str | None:
     """``resume=auto`` -> the run's last checkpoint if any; a path -> that path; else None."""
-    if resume in (None, False, "", "none", "null"):
+    if not find_resume_checkpoint_requested(resume):
         return None
     if resume in (True, "auto", "last"):
         last = run_dir / CHECKPOINT_DIR / RESUME_CHECKPOINT
@@ -117,7 +155,15 @@ def pretrain(config: str | Path, overrides: Sequence[str] = (), code_files: Sequ
 
     trainer, model, datamodule, run_dir, plain = setup_run(config, overrides, code_files)
     ckpt_path = find_resume_checkpoint(plain.get("resume"), run_dir)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    previous = os.environ.get(RUN_DIR_ENV)
+    os.environ[RUN_DIR_ENV] = str(run_dir)  # ranks Lightning launches during fit use this folder
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    finally:
+        if previous is None:
+            os.environ.pop(RUN_DIR_ENV, None)
+        else:
+            os.environ[RUN_DIR_ENV] = previous
     if not trainer.interrupted:
         trainer.save_checkpoint(run_dir / CHECKPOINT_DIR / RESUME_CHECKPOINT)
     if trainer.global_rank == 0:
@@ -134,8 +180,10 @@ def setup_run(config: str | Path, overrides: Sequence[str] = (), code_files: Seq
     from sce_core.run_support import ConfigInCheckpoint, PreemptionCheckpoint, RNGStateCallback
 
     resolved, plain = prepare(config, overrides)
-    run_dir = run_dir_of(plain)
+    run_dir = fresh_run_dir(run_dir_of(plain), plain.get("resume"))
     run_dir.mkdir(parents=True, exist_ok=True)
+    if "dir" in resolved and resolved.dir.get("run") not in (None, str(run_dir)):
+        resolved.dir.run = str(run_dir)
     if code_files:
         resolved.code = [str(Path(p).resolve()) for p in code_files]
     save_config(resolved, run_dir / RESOLVED_CONFIG)

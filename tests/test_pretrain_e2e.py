@@ -162,3 +162,13 @@ def test_recipe_with_a_wrong_data_root_fails_at_start_naming_the_path(tmp_path):
     assert proc.returncode == 1
     errors = [line for line in out.splitlines() if line.startswith("sce: error:")]
     assert errors == [f"sce: error: kinetics200: data root not found: {tmp_path / 'missing'}"]
+
+
+def test_second_run_in_the_same_folder_keeps_the_first(cache, tmp_path):
+    run_tiny(tmp_path, "trainer.max_epochs=1")
+    first = (tmp_path / "demo" / "checkpoints" / "last.ckpt").read_bytes()
+    run_tiny(tmp_path, "trainer.max_epochs=1")
+    assert (tmp_path / "demo" / "checkpoints" / "last.ckpt").read_bytes() == first
+    second = tmp_path / "demo-1"
+    assert (second / "checkpoints" / "last.ckpt").is_file()
+    assert sce_core.load_config(second / "config.yaml").dir.run == str(second)
