@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import random
-import signal
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,6 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 
 CONFIG_KEY = "sce_config"
 TRUNK_PREFIX = "trunk."
-PREEMPTION_SIGNALS = ("SIGTERM", "SIGUSR1")
 
 
 class RNGStateCallback(Callback):
@@ -87,39 +85,32 @@ class ConfigInCheckpoint(Callback):
 
 
 class PreemptionCheckpoint(Callback):
-    """On SIGTERM/SIGUSR1 (SLURM preemption), save ``path`` after the current step and stop.
+    """On SIGTERM (SLURM preemption, ``scancel``, ``kill``), save ``path`` and let the run stop.
 
-    Restarting the same command with ``resume=auto`` continues from that checkpoint.
+    Lightning turns SIGTERM into a ``SIGTERMException`` raised after the current training step
+    (on every rank); this callback saves the checkpoint from its ``on_exception`` hook, so a
+    signal that arrives while the run is still starting is handled too. Restarting the same
+    command with ``resume=auto`` continues from that checkpoint.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.requested = False
-        self._previous: dict[int, Any] = {}
+        self.saved = False
 
-    def _handler(self, signum: int, frame: Any) -> None:
-        self.requested = True
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule,
+                     exception: BaseException) -> None:
+        from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        for name in PREEMPTION_SIGNALS:
-            sig = getattr(signal, name, None)
-            if sig is None:
-                continue
-            try:
-                self._previous[sig] = signal.signal(sig, self._handler)
-            except ValueError:  # not the main thread: leave signals to Lightning
-                pass
-
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
-        if self.requested:
-            trainer.save_checkpoint(self.path)
-            trainer.should_stop = True
-            print(f"sce: stop requested by a signal; saved {self.path} (restart with resume=auto)")
-
-    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        for sig, previous in self._previous.items():
-            signal.signal(sig, previous)
-        self._previous.clear()
+        if not isinstance(exception, SIGTERMException) or trainer.state.stage is None:
+            return
+        if trainer.global_step == 0:
+            print("sce: stop requested by a signal before the first step; nothing to save")
+            return
+        trainer.save_checkpoint(self.path)
+        self.saved = True
+        if trainer.is_global_zero:
+            print(f"sce: stop requested by a signal; saved {self.path} at step "
+                  f"{trainer.global_step} (restart the same command with resume=auto)")
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -18,13 +18,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from sce_builtins.data.datamodule import VideoDataModule
 from sce_builtins.data.health import DataPathError
+from sce_builtins.data.split_files import SplitFilesDataModule
 from sce_builtins.data.types import VideoRecord
 from sce_core.slots import Component
 
 
-class HMDB51DataModule(VideoDataModule):
+class HMDB51DataModule(SplitFilesDataModule):
     """HMDB51 (51 actions) with the official split files (split 1, 2 or 3).
 
     Args:
@@ -64,13 +64,8 @@ class HMDB51DataModule(VideoDataModule):
     ) -> None:
         super().__init__(
             datadir, train, val, test, video_path_prefix, decode_audio, decoder, decoder_args,
-            max_bad_samples, seed,
+            max_bad_samples, seed, split_id, splits_dir, frame_folders,
         )
-        if split_id not in (1, 2, 3):
-            raise ValueError(f"{self.name}: split_id must be 1, 2 or 3, got {split_id!r}.")
-        self.split_id = split_id
-        self.splits_dir = os.path.join(self.datadir, splits_dir)
-        self.frame_folders = bool(frame_folders)
 
     def split_files(self) -> dict[str, str]:
         """Class name -> split file of ``split_id``, sorted by class."""
@@ -90,8 +85,7 @@ class HMDB51DataModule(VideoDataModule):
 
     def records(self, split: str) -> list[VideoRecord]:
         """Videos of a split from the official files (or the split's own annotation file)."""
-        cfg = self.splits[split] or {}
-        if cfg["dataset"].get("datadir"):
+        if self._own_annotations(split):
             return super().records(split)
         wanted = "1" if split == "train" else "2"
         prefix = self._explicit_prefix(split) or self.datadir

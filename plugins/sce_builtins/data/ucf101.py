@@ -21,8 +21,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from sce_builtins.data.datamodule import VideoDataModule
 from sce_builtins.data.health import DataLayoutError, DataPathError
+from sce_builtins.data.split_files import SplitFilesDataModule
 from sce_builtins.data.types import VideoRecord
 from sce_core.slots import Component
 
@@ -34,7 +34,7 @@ def _read_lines(path: str, component: str) -> list[str]:
         return [line.strip() for line in f if line.strip()]
 
 
-class UCF101DataModule(VideoDataModule):
+class UCF101DataModule(SplitFilesDataModule):
     """UCF101 (101 actions) with the official split lists (split 1, 2 or 3).
 
     Args:
@@ -74,13 +74,8 @@ class UCF101DataModule(VideoDataModule):
     ) -> None:
         super().__init__(
             datadir, train, val, test, video_path_prefix, decode_audio, decoder, decoder_args,
-            max_bad_samples, seed,
+            max_bad_samples, seed, split_id, splits_dir, frame_folders,
         )
-        if split_id not in (1, 2, 3):
-            raise ValueError(f"{self.name}: split_id must be 1, 2 or 3, got {split_id!r}.")
-        self.split_id = split_id
-        self.splits_dir = os.path.join(self.datadir, splits_dir)
-        self.frame_folders = bool(frame_folders)
 
     def _video_prefix(self, split: str) -> str:
         prefix = self._explicit_prefix(split)
@@ -101,8 +96,7 @@ class UCF101DataModule(VideoDataModule):
 
     def records(self, split: str) -> list[VideoRecord]:
         """Videos of a split from the official lists (or the split's own annotation file)."""
-        cfg = self.splits[split] or {}
-        if cfg["dataset"].get("datadir"):
+        if self._own_annotations(split):
             return super().records(split)
         lookup = {c.lower(): i for i, c in enumerate(self.class_names())}
         kind = "trainlist" if split == "train" else "testlist"

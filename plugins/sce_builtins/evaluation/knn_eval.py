@@ -17,7 +17,6 @@ from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 
 from sce_builtins.evaluation._common import first_view, transform_batch
-from sce_builtins.transforms.dtype import to_float
 from sce_builtins.evaluation.features import (
     check_split_spec,
     extract_features,
@@ -26,6 +25,7 @@ from sce_builtins.evaluation.features import (
     split_loader,
 )
 from sce_builtins.evaluation.knn import DEFAULT_K, DEFAULT_TEMPERATURE, check_knn_args, knn_accuracy
+from sce_builtins.transforms.dtype import to_float
 from sce_core.slots import Component
 
 _NAME = "knn_classifier"

@@ -9,9 +9,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from sce_builtins.transforms.dtype import to_float
 from sce_builtins.evaluation.features import extract_features, split_loader
 from sce_builtins.evaluation.knn import knn_accuracy
+from sce_builtins.transforms.dtype import to_float
 
 
 def default_batch_transform(explicit: Any, pl_module: Any) -> Callable[[Any], Any]:

@@ -13,9 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from sce_builtins.models.gather import concat_all_gather_without_backprop, is_distributed
 
 _NAME = "FeatureQueue"
 
@@ -26,17 +27,9 @@ def concat_all_gather(x: Tensor) -> Tensor:
 
     Returns ``x`` unchanged when ``torch.distributed`` is not initialised or has one process.
     """
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    if not is_distributed():
         return x
-    x = x.contiguous()
-    world = dist.get_world_size()
-    if dist.get_backend() == "nccl":
-        out = torch.empty((world * x.shape[0], *x.shape[1:]), dtype=x.dtype, device=x.device)
-        dist.all_gather_into_tensor(out, x)
-        return out
-    parts = [torch.empty_like(x) for _ in range(world)]
-    dist.all_gather(parts, x)
-    return torch.cat(parts, dim=0)
+    return concat_all_gather_without_backprop(x)
 
 
 class FeatureQueue(nn.Module):

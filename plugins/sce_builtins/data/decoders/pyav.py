@@ -13,16 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from sce_builtins.data.decoders.clips import (
-    ClipPlanner,
-    ResampledTimeline,
-    Timeline,
-    as_generator,
-    assemble,
-    union_ids,
-)
+from sce_builtins.data.decoders.clips import ClipPlanner, Timeline, assemble
+from sce_builtins.data.decoders.encoded import check_int, lru_put, optional_rate, plan_clips
 from sce_builtins.data.decoders.errors import VideoDecodeError
-from sce_builtins.data.decoders.timing import ceil_fraction, rate_fraction
+from sce_builtins.data.decoders.timing import ceil_fraction
 from sce_builtins.data.types import ClipWindow, DecodedClip, VideoRecord
 
 
@@ -116,25 +110,11 @@ class PyAVDecoder:
         thread_count: int = 1,
         index_cache_size: int = 4096,
     ) -> None:
-        if fps is not None and (
-            isinstance(fps, bool) or not isinstance(fps, (int, float)) or fps <= 0
-        ):
-            raise ValueError(f"pyav decoder: fps must be a positive number or null, got {fps!r}")
-        if isinstance(thread_count, bool) or not isinstance(thread_count, int) or thread_count < 0:
-            raise ValueError(
-                f"pyav decoder: thread_count must be an integer >= 0, got {thread_count!r}"
-            )
-        if (
-            isinstance(index_cache_size, bool)
-            or not isinstance(index_cache_size, int)
-            or index_cache_size < 1
-        ):
-            raise ValueError(
-                f"pyav decoder: index_cache_size must be an integer >= 1, got {index_cache_size!r}"
-            )
+        self.fps = optional_rate(fps, "pyav decoder")
+        check_int(thread_count, "thread_count", 0, "pyav decoder")
+        check_int(index_cache_size, "index_cache_size", 1, "pyav decoder")
         import av  # noqa: F401  (fail at construction if PyAV is missing)
 
-        self.fps = None if fps is None else rate_fraction(fps)
         self.planner = ClipPlanner(frame_filter, time_difference_prob, "pyav decoder")
         self.decode_float = bool(decode_float)
         self.thread_count = thread_count
@@ -164,9 +144,7 @@ class PyAVDecoder:
             self._index_cache.move_to_end(key)
             return cached
         index = self._build_index(path)
-        self._index_cache[key] = index
-        while len(self._index_cache) > self.index_cache_size:
-            self._index_cache.popitem(last=False)
+        lru_put(self._index_cache, key, index, self.index_cache_size)
         return index
 
     def duration(self, record: VideoRecord) -> Fraction:
@@ -180,11 +158,9 @@ class PyAVDecoder:
         if not windows:
             return []
         index = self.index(record)
-        timeline = PtsTimeline(index)
-        if self.fps is not None:
-            timeline = ResampledTimeline(timeline, self.fps)
-        plans = self.planner.plan(record.path, windows, timeline, as_generator(rng))
-        unique, positions = union_ids(plans)
+        plans, unique, positions = plan_clips(
+            self.planner, record.path, windows, PtsTimeline(index), self.fps, rng
+        )
         frames = self.read_frames(record.path, index, unique)
         return assemble(frames, plans, positions, self.decode_float)
 

@@ -8,16 +8,9 @@ from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from typing import Any, Literal
 
-from sce_builtins.data.decoders.clips import (
-    ClipPlanner,
-    ResampledTimeline,
-    Timeline,
-    as_generator,
-    assemble,
-    union_ids,
-)
+from sce_builtins.data.decoders.clips import ClipPlanner, Timeline, assemble
+from sce_builtins.data.decoders.encoded import check_int, lru_put, optional_rate, plan_clips
 from sce_builtins.data.decoders.errors import VideoDecodeError
-from sce_builtins.data.decoders.timing import rate_fraction
 from sce_builtins.data.types import ClipWindow, DecodedClip, VideoRecord
 
 INSTALL_HINT = "pip install 'sce-core[torchcodec]' and install system FFmpeg 4-7 shared libraries"
@@ -70,25 +63,12 @@ class TorchCodecDecoder:
         metadata_cache_size: int = 4096,
     ) -> None:
         self._video_decoder_cls = _import_video_decoder()
-        if fps is not None and (
-            isinstance(fps, bool) or not isinstance(fps, (int, float)) or fps <= 0
-        ):
-            raise ValueError(
-                f"torchcodec decoder: fps must be a positive number or null, got {fps!r}"
-            )
+        self.fps = optional_rate(fps, "torchcodec decoder")
         if seek_mode not in ("exact", "approximate"):
             raise ValueError(
                 f"torchcodec decoder: seek_mode must be 'exact' or 'approximate', got {seek_mode!r}"
             )
-        if (
-            isinstance(num_ffmpeg_threads, bool)
-            or not isinstance(num_ffmpeg_threads, int)
-            or num_ffmpeg_threads < 0
-        ):
-            raise ValueError(
-                f"torchcodec decoder: num_ffmpeg_threads must be an integer >= 0, got {num_ffmpeg_threads!r}"
-            )
-        self.fps = None if fps is None else rate_fraction(fps)
+        check_int(num_ffmpeg_threads, "num_ffmpeg_threads", 0, "torchcodec decoder")
         self.planner = ClipPlanner(frame_filter, time_difference_prob, "torchcodec decoder")
         self.decode_float = bool(decode_float)
         self.num_ffmpeg_threads = num_ffmpeg_threads
@@ -124,9 +104,7 @@ class TorchCodecDecoder:
             if not num_frames or not fps:
                 raise VideoDecodeError(path, "stream metadata has no frame count or frame rate")
             info = (int(num_frames), Fraction(float(fps)).limit_denominator(100_000))
-            self._meta[key] = info
-            while len(self._meta) > self.metadata_cache_size:
-                self._meta.popitem(last=False)
+            lru_put(self._meta, key, info, self.metadata_cache_size)
         return info
 
     def duration(self, record: VideoRecord) -> Fraction:
@@ -142,11 +120,9 @@ class TorchCodecDecoder:
             return []
         decoder = self._open(record.path)
         num_frames, rate = self._stream_info(record.path, decoder)
-        timeline: Timeline | ResampledTimeline = Timeline(num_frames, rate)
-        if self.fps is not None:
-            timeline = ResampledTimeline(timeline, self.fps)
-        plans = self.planner.plan(record.path, windows, timeline, as_generator(rng))
-        unique, positions = union_ids(plans)
+        plans, unique, positions = plan_clips(
+            self.planner, record.path, windows, Timeline(num_frames, rate), self.fps, rng
+        )
         try:
             batch = decoder.get_frames_at(indices=[int(i) for i in unique])
             frames = batch.data.cpu().numpy()

@@ -1,0 +1,64 @@
+"""Shared base of datamodules that read a dataset's official split files (HMDB51, UCF101)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from sce_builtins.data.datamodule import VideoDataModule
+
+
+class SplitFilesDataModule(VideoDataModule):
+    """Base of datamodules reading official split files (split 1, 2 or 3); not registered.
+
+    Subclasses keep their own explicit ``__init__`` signature (with their ``splits_dir``
+    default) and implement ``records`` for their file format, using :meth:`_own_annotations`
+    to fall back to a split's own annotation file.
+
+    Args:
+        datadir: dataset root.
+        train: training split options (see ``video_folder``).
+        val: validation split options.
+        test: test split options.
+        video_path_prefix: folder of the videos (default: datadir).
+        decode_audio: must be false.
+        decoder: video decoder.
+        decoder_args: arguments of ``decoder``.
+        max_bad_samples: unreadable samples allowed per split and epoch (int count or fraction).
+        seed: seed of shuffling and per-sample randomness (null: the global seed).
+        split_id: official split number, 1 to 3.
+        splits_dir: folder of the split files (relative to datadir or absolute).
+        frame_folders: drop the video extension (read frame folders instead of files).
+    """
+
+    def __init__(
+        self,
+        datadir: str,
+        train: Mapping[str, Any] | None,
+        val: Mapping[str, Any] | None,
+        test: Mapping[str, Any] | None,
+        video_path_prefix: str,
+        decode_audio: bool,
+        decoder: Any,
+        decoder_args: Mapping[str, Any] | None,
+        max_bad_samples: int | float | None,
+        seed: int | None,
+        split_id: int,
+        splits_dir: str,
+        frame_folders: bool,
+    ) -> None:
+        super().__init__(
+            datadir, train, val, test, video_path_prefix, decode_audio, decoder, decoder_args,
+            max_bad_samples, seed,
+        )
+        if split_id not in (1, 2, 3):
+            raise ValueError(f"{self.name}: split_id must be 1, 2 or 3, got {split_id!r}.")
+        self.split_id = split_id
+        self.splits_dir = os.path.join(self.datadir, splits_dir)
+        self.frame_folders = bool(frame_folders)
+
+    def _own_annotations(self, split: str) -> bool:
+        """Whether ``split`` sets its own ``dataset.datadir`` (then the split files are not read)."""
+        cfg = self.splits[split] or {}
+        return bool(cfg["dataset"].get("datadir"))
