@@ -16,7 +16,7 @@ import torch
 from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 
-from sce_builtins.evaluation._common import first_view, transform_batch
+from sce_builtins.evaluation._common import first_view
 from sce_builtins.evaluation.features import (
     check_split_spec,
     extract_features,
@@ -26,6 +26,7 @@ from sce_builtins.evaluation.features import (
 )
 from sce_builtins.evaluation.knn import DEFAULT_K, DEFAULT_TEMPERATURE, check_knn_args, knn_accuracy
 from sce_builtins.transforms.dtype import to_float
+from sce_builtins.transforms.stage import transform_batch
 from sce_core.slots import Component
 
 _NAME = "knn_classifier"

@@ -27,10 +27,10 @@ from sce_builtins.evaluation._common import (
     first_view,
     global_batch_size,
     steps_per_epoch,
-    transform_batch,
 )
 from sce_builtins.evaluation.features import gather_rows, reduce_by_id
 from sce_builtins.evaluation.knn import topk_correct
+from sce_builtins.transforms.stage import transform_batch
 from sce_core.slots import Component, Factory
 
 _NAME = "linear_classifier"

@@ -64,7 +64,7 @@ from sce_builtins.models.shuffle_bn import (
     shuffled_forward,
 )
 from sce_builtins.optim.value_schedule import scheduler_value
-from sce_builtins.transforms.dtype import to_float
+from sce_builtins.transforms.stage import transform_batch
 from sce_core.slots import Component, Factory
 
 _NAME = "sce"
@@ -485,26 +485,8 @@ class SCEModel(LightningModule):
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Apply the GPU batch transform of the current stage to ``batch["input"]``."""
-        if not isinstance(batch, Mapping) or "input" not in batch:
-            return batch
-        trainer = self._trainer
-        if trainer is not None:
-            if trainer.training:
-                transform = self.train_transform
-            elif trainer.testing:
-                transform = self.test_transform
-            elif trainer.validating or trainer.sanity_checking:
-                transform = self.val_transform
-            else:
-                transform = None
-        else:
-            transform = self.train_transform if self.training else self.val_transform
-        x = batch["input"]
-        with torch.no_grad(), torch.autocast(device_type=self.device.type, enabled=False):
-            if transform is not None:
-                x = transform(x)
-            x = to_float(x)
-        return {**batch, "input": x}
+        return transform_batch(self, batch, self.train_transform, self.val_transform,
+                               self.test_transform)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         """Evaluate coeff / temp_m / momentum for this batch (spec 1.8, 2.3)."""
