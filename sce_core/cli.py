@@ -8,27 +8,19 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from sce_core.errors import SCEError
+from sce_core.paths import cache_dir
 
 reg = importlib.import_module("sce_core.registry")  # the module (sce_core.registry is also a function)
 
 COMMANDS_GROUP = "sce.commands"
 FAILURES_FILE = "plugin_failures.json"
 DEMO_CONFIG = "demo"
-
-
-def cache_dir() -> Path:
-    """Where sce-core keeps small state (``SCE_CACHE_DIR``, default ``~/.cache/sce-core``).
-
-    Same rule as :func:`sce_core.config.cache_dir` (not imported: it needs OmegaConf).
-    """
-    return Path(os.environ.get("SCE_CACHE_DIR", Path.home() / ".cache" / "sce-core")).expanduser()
 
 
 # -- commands that read metadata only ---------------------------------------------------

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from sce_core.errors import ConfigError, ConfigNotFoundError, Issue
+from sce_core.paths import cache_dir
 from sce_core.registry import plugin_entry_points
 
 CONFIG_GROUP = "sce.configs"
@@ -173,11 +173,6 @@ def apply_overrides(cfg: DictConfig, overrides: Iterable[str]) -> DictConfig:
 
 
 CACHE_RESOLVER = "sce.cache"
-
-
-def cache_dir() -> Path:
-    """sce-core's cache folder: ``SCE_CACHE_DIR``, default ``~/.cache/sce-core``."""
-    return Path(os.environ.get("SCE_CACHE_DIR", Path.home() / ".cache" / "sce-core")).expanduser()
 
 
 def _cache_path(sub: str = "") -> str:
