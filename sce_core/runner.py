@@ -177,7 +177,7 @@ def setup_run(config: str | Path, overrides: Sequence[str] = (), code_files: Seq
     """Validate, resolve and save the config, seed, then build datamodule, model and Trainer."""
     from lightning.pytorch import seed_everything
 
-    from sce_core.run_support import ConfigInCheckpoint, PreemptionCheckpoint, RNGStateCallback
+    from sce_core.run_callbacks import ConfigInCheckpoint, PreemptionCheckpoint, RNGStateCallback
 
     resolved, plain = prepare(config, overrides)
     run_dir = fresh_run_dir(run_dir_of(plain), plain.get("resume"))
@@ -217,13 +217,13 @@ def evaluate(protocol: str, config: str | Path, overrides: Sequence[str] = (),
 
 def export(checkpoint: str | Path, output: str | Path) -> Path:
     """Write the online trunk's weights and its resolved config beside them."""
-    from sce_core.run_support import export_trunk
+    from sce_core.export import export_trunk
 
     return export_trunk(Path(checkpoint), Path(output))
 
 
 def plot(run_dir: str | Path) -> list[Path]:
     """PNG plots of the curves a run logged (loss, lr, momentum, accuracies)."""
-    from sce_core.run_support import plot_run
+    from sce_core.plots import plot_run
 
     return plot_run(Path(run_dir))

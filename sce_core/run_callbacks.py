@@ -1,14 +1,11 @@
-"""Lightning glue every run gets: exact-resume RNG state, preemption checkpoint, export, plots.
+"""Lightning callbacks every run gets: exact-resume RNG state, config in checkpoints, preemption.
 
-These are framework concerns (they know nothing of SCE): a model exposes its online trunk as
-the ``trunk`` attribute, which is all :func:`export_trunk` relies on.
+These are framework concerns: they know nothing of SCE.
 """
 
 from __future__ import annotations
 
-import csv
 import random
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +14,6 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 CONFIG_KEY = "sce_config"
-TRUNK_PREFIX = "trunk."
 
 
 class RNGStateCallback(Callback):
@@ -111,97 +107,3 @@ class PreemptionCheckpoint(Callback):
         if trainer.is_global_zero:
             print(f"sce: stop requested by a signal; saved {self.path} at step "
                   f"{trainer.global_step} (restart the same command with resume=auto)")
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A Lightning checkpoint read with ``weights_only=True``; a clear error if unreadable."""
-    from sce_core.errors import SCEError
-
-    if not path.is_file():
-        raise SCEError(f"checkpoint '{path}' does not exist")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - re-raised as a one-line error
-        raise SCEError(f"cannot read checkpoint '{path}' with weights_only=True: "
-                       f"{str(exc).splitlines()[0]}") from exc
-
-
-def export_trunk(checkpoint: Path, output: Path) -> Path:
-    """Write the online trunk's plain state dict to ``output`` and its config beside it."""
-    from omegaconf import OmegaConf
-
-    from sce_core.errors import SCEError
-
-    ckpt = load_checkpoint(checkpoint)
-    state = ckpt.get("state_dict", ckpt)
-    trunk = {k[len(TRUNK_PREFIX):]: v for k, v in state.items() if k.startswith(TRUNK_PREFIX)}
-    if not trunk:
-        raise SCEError(f"checkpoint '{checkpoint}' has no '{TRUNK_PREFIX}*' weights; "
-                       f"is it an sce-core pretraining checkpoint?")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(trunk, output)
-    trunk_cfg = ((ckpt.get(CONFIG_KEY) or {}).get("model") or {}).get("trunk")
-    if isinstance(trunk_cfg, dict):
-        node = {k: v for k, v in trunk_cfg.items() if k != "_provider_"}
-        node["pretrained"] = str(output.resolve())
-        OmegaConf.save(OmegaConf.create(node), output.with_suffix(".yaml"))
-    return output
-
-
-def read_metrics(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    """Every logged series of a run's CSV log as ``name -> [(step, value), ...]``."""
-    from sce_core.errors import SCEError
-
-    files = sorted(run_dir.glob("logs/metrics.csv")) or sorted(run_dir.rglob("metrics.csv"))
-    if not files:
-        raise SCEError(f"no metrics.csv under '{run_dir}'; is it a run folder of `sce pretrain`?")
-    series: dict[str, list[tuple[int, float]]] = {}
-    with files[0].open() as handle:
-        for row in csv.DictReader(handle):
-            step = int(float(row.get("step") or 0))
-            for key, value in row.items():
-                if key in ("step", "epoch") or value in (None, ""):
-                    continue
-                series.setdefault(key, []).append((step, float(value)))
-    return series
-
-
-PLOT_GROUPS = {
-    "loss": ("loss",),
-    "lr": ("lr", "learning_rate"),
-    "momentum": ("momentum",),
-    "accuracy": ("acc", "top1", "knn"),
-}
-
-
-def plot_run(run_dir: Path, groups: dict[str, Iterable[str]] | None = None) -> list[Path]:
-    """One PNG per group of series (loss, lr, momentum, accuracy) in ``run_dir/plots``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    series = read_metrics(run_dir)
-    out_dir = run_dir / "plots"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for group, needles in (groups or PLOT_GROUPS).items():
-        names = [n for n in sorted(series) if any(s in n.lower() for s in needles)]
-        if group == "loss":
-            names = [n for n in names if "acc" not in n.lower()]
-        if not names:
-            continue
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        for name in names:
-            steps, values = zip(*series[name])
-            ax.plot(steps, values, label=name, marker="." if len(steps) < 30 else None)
-        ax.set_xlabel("step")
-        ax.set_title(group)
-        ax.legend(fontsize=7)
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        path = out_dir / f"{group}.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path)
-    return written

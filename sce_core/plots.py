@@ -1,0 +1,66 @@
+"""``sce plot``: PNG plots of the curves a run logged (loss, lr, momentum, accuracies)."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from pathlib import Path
+
+
+def read_metrics(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every logged series of a run's CSV log as ``name -> [(step, value), ...]``."""
+    from sce_core.errors import SCEError
+
+    files = sorted(run_dir.glob("logs/metrics.csv")) or sorted(run_dir.rglob("metrics.csv"))
+    if not files:
+        raise SCEError(f"no metrics.csv under '{run_dir}'; is it a run folder of `sce pretrain`?")
+    series: dict[str, list[tuple[int, float]]] = {}
+    with files[0].open() as handle:
+        for row in csv.DictReader(handle):
+            step = int(float(row.get("step") or 0))
+            for key, value in row.items():
+                if key in ("step", "epoch") or value in (None, ""):
+                    continue
+                series.setdefault(key, []).append((step, float(value)))
+    return series
+
+
+PLOT_GROUPS = {
+    "loss": ("loss",),
+    "lr": ("lr", "learning_rate"),
+    "momentum": ("momentum",),
+    "accuracy": ("acc", "top1", "knn"),
+}
+
+
+def plot_run(run_dir: Path, groups: dict[str, Iterable[str]] | None = None) -> list[Path]:
+    """One PNG per group of series (loss, lr, momentum, accuracy) in ``run_dir/plots``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = read_metrics(run_dir)
+    out_dir = run_dir / "plots"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for group, needles in (groups or PLOT_GROUPS).items():
+        names = [n for n in sorted(series) if any(s in n.lower() for s in needles)]
+        if group == "loss":
+            names = [n for n in names if "acc" not in n.lower()]
+        if not names:
+            continue
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for name in names:
+            steps, values = zip(*series[name])
+            ax.plot(steps, values, label=name, marker="." if len(steps) < 30 else None)
+        ax.set_xlabel("step")
+        ax.set_title(group)
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        path = out_dir / f"{group}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    return written
