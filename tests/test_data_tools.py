@@ -185,7 +185,7 @@ def test_synth_refuses_foreign_folder(tmp_path):
     out = tmp_path / "mine"
     out.mkdir()
     (out / "thesis.tex").write_text("keep me")
-    with pytest.raises(ValueError, match="not part of a synthetic dataset"):
+    with pytest.raises(synth.OutputExistsError, match="not part of a synthetic dataset"):
         make_synthetic_dataset(out, **TINY)
     assert (out / "thesis.tex").read_text() == "keep me"
 

@@ -14,6 +14,8 @@ class SyntheticVideoDataModule(VideoDataModule):
 
     ``prepare_data`` creates the dataset in ``datadir`` (rank 0, once: a finished dataset has a
     marker file and is reused), so a fresh machine needs no download and no preparation step.
+    It writes only into a new or empty folder, or one it created earlier (``.sce-synthetic``
+    marker); any other non-empty ``datadir`` is refused with a one-line error and left untouched.
 
     Args:
         datadir: folder of the dataset (the demo uses a folder in sce-core's cache).

@@ -51,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--digit-size", type=int, default=None, help="digit side (default 2/3 of size)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a folder without the .sce-synthetic marker that holds only dataset names",
+    )
 
     p = sub.add_parser(
         "frames",
@@ -95,6 +100,7 @@ def _synth(args: argparse.Namespace) -> int:
         formats=formats,
         digit_size=args.digit_size,
         progress=not args.no_progress,
+        force=args.force,
     )
     print(f"synthetic dataset ready in {root}")
     return 0

@@ -37,10 +37,13 @@ from typing import Any
 
 import numpy as np
 
+from sce_core.outputs import OutputExistsError, read_marker, write_marker
+
 __all__ = [
     "DEFAULTS",
     "DEMO_SETTINGS",
     "MARKER",
+    "OWNER_MARKER",
     "make_synthetic_dataset",
     "render_video",
     "write_mp4",
@@ -48,6 +51,9 @@ __all__ = [
 
 MARKER = ".sce_synth_complete.json"
 """File written last in a finished dataset; it records the generation parameters."""
+
+OWNER_MARKER = ".sce-synthetic"
+"""File written first into a folder this tool creates: only such a folder is ever deleted."""
 
 SPLITS = ("train", "val")
 _SPLIT_CODE = {"train": 0, "val": 1}
@@ -314,22 +320,46 @@ def _read_marker(root: Path) -> dict[str, Any] | None:
         return None
 
 
-def _check_own(root: Path) -> None:
-    """Refuse to overwrite a folder that holds anything a synthetic dataset does not write."""
-    if not root.is_dir():
-        raise ValueError(f"make_synthetic_dataset: {root} exists and is not a folder")
-    foreign = sorted(p.name for p in root.iterdir() if p.name not in _OWN_ENTRIES)
-    if foreign:
-        raise ValueError(
-            f"make_synthetic_dataset: {root} exists and holds {foreign[:3]} which are not part of "
-            "a synthetic dataset; choose an empty or new folder"
+def _ownership(root: Path) -> str:
+    """``"missing"``, ``"empty"``, ``"ours"`` (owner marker) or ``"unmarked"``; refuse the rest.
+
+    A folder holding anything a synthetic dataset never writes is refused, marker or not.
+    """
+    if not root.exists() and not root.is_symlink():
+        return "missing"
+    if root.is_symlink() or not root.is_dir():
+        raise OutputExistsError(
+            f"sce data synth: {root} exists and is not a folder; choose an empty or new folder"
         )
+    names = {p.name for p in root.iterdir()}
+    foreign = sorted(names - _OWN_ENTRIES - {OWNER_MARKER})
+    if foreign:
+        raise OutputExistsError(
+            f"sce data synth: {root} holds {foreign[:3]}, which are not part of a synthetic "
+            "dataset; choose an empty or new folder"
+        )
+    if not names:
+        return "empty"
+    return "ours" if read_marker(root, OWNER_MARKER) is not None else "unmarked"
 
 
-def _remove_own(root: Path) -> None:
-    """Delete a (partial or outdated) synthetic dataset folder, refusing foreign content."""
-    _check_own(root)
-    shutil.rmtree(root)
+def _refuse_unmarked(root: Path) -> OutputExistsError:
+    return OutputExistsError(
+        f"sce data synth: {root} is not empty and has no {OWNER_MARKER} marker (your own data or "
+        "a dataset of an older sce-core); delete it yourself or choose another folder "
+        "(`sce data synth --force` replaces it)"
+    )
+
+
+def _clear(root: Path, force: bool) -> None:
+    """Remove ``root`` before the new dataset is renamed into place, if it may be removed."""
+    state = _ownership(root)
+    if state == "unmarked" and not force:
+        raise _refuse_unmarked(root)
+    if state == "empty":
+        root.rmdir()
+    elif state != "missing":
+        shutil.rmtree(root)
 
 
 def _partial_prefix(root: Path) -> str:
@@ -340,6 +370,10 @@ def _remove_stale_partials(root: Path) -> None:
     """Delete temporary folders left by killed runs on this host (their process is gone)."""
     prefix = _partial_prefix(root)
     for path in root.parent.glob(glob.escape(prefix) + "*"):
+        if not path.is_dir() or path.is_symlink():
+            continue
+        if any(path.iterdir()) and read_marker(path, OWNER_MARKER) is None:
+            continue  # not a folder this tool created
         try:
             pid = int(path.name[len(prefix) :].split("-", 1)[0])
             os.kill(pid, 0)
@@ -367,13 +401,20 @@ def make_synthetic_dataset(
     crf: int = 12,
     gop: int = 250,
     progress: bool = False,
+    force: bool = False,
 ) -> Path:
     """Create the moving-digits dataset in ``out_dir`` unless it is already there; return its path.
 
     Idempotent: a finished dataset has a marker file (``MARKER``) holding its parameters; calling
-    again with the same parameters returns at once. A folder without the marker (an interrupted
-    run) or with other parameters is regenerated. The data is written to a temporary sibling
+    again with the same parameters returns at once. The data is written to a temporary sibling
     folder and renamed into place, so concurrent callers (e.g. several DDP ranks) are safe.
+
+    Only a folder this function created (it holds the ``OWNER_MARKER`` file, written first) is
+    ever deleted and regenerated (interrupted, or other parameters). An empty folder is used; any
+    other non-empty folder raises ``OutputExistsError`` and is left as it is. ``force`` replaces
+    an unmarked folder whose entries all have synthetic-dataset names (e.g. a dataset written by
+    an older sce-core); a folder holding other names is refused even with ``force``. An unmarked
+    finished dataset of an older sce-core with the same parameters is reused as it is.
 
     Args:
         out_dir: Dataset root (created).
@@ -393,6 +434,7 @@ def make_synthetic_dataset(
         crf: x264 constant rate factor of the mp4 files.
         gop: Keyframe interval of the mp4 files.
         progress: Show a progress bar.
+        force: Replace an unmarked folder that holds only synthetic-dataset names.
     """
     root = Path(out_dir)
     params: dict[str, Any] = dict(
@@ -413,19 +455,20 @@ def make_synthetic_dataset(
         gop=int(gop),
     )
     _check(params)
-    if _read_marker(root) == params:
+    state = _ownership(root)
+    if state in ("ours", "unmarked") and _read_marker(root) == params:
         return root
-    if root.exists():
-        _check_own(root)
+    if state == "unmarked" and not force:
+        raise _refuse_unmarked(root)
     root.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_partials(root)
     tmp = Path(tempfile.mkdtemp(prefix=_partial_prefix(root) + f"{os.getpid()}-", dir=root.parent))
     try:
+        write_marker(tmp, OWNER_MARKER, {"created_by": "sce data synth", "version": _FORMAT_VERSION})
         _generate(tmp, params, progress)
-        if root.exists():
-            if _read_marker(root) == params:  # another process finished first
-                return root
-            _remove_own(root)
+        if _read_marker(root) == params and _ownership(root) == "ours":  # another process won
+            return root
+        _clear(root, force)
         try:
             os.rename(tmp, root)
         except OSError:
