@@ -221,17 +221,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from sce_core.runner import export
+    from sce_core.export import export_trunk
 
-    out = export(args.checkpoint, args.output)
+    out = export_trunk(Path(args.checkpoint), Path(args.output), force=args.force)
     print(f"wrote {out}")
     return 0
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from sce_core.runner import plot
+    from sce_core.plots import plot_run
 
-    for path in plot(args.run_dir):
+    for path in plot_run(Path(args.run_dir), force=args.force):
         print(f"wrote {path}")
     return 0
 
@@ -306,11 +306,14 @@ def build_parser(plugin_commands: dict[str, Any]) -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="write the online trunk's weights from a checkpoint")
     p.add_argument("checkpoint")
-    p.add_argument("output")
+    p.add_argument("output", help="weights file (not .yaml); <stem>.yaml is written beside it")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite an existing OUT and <stem>.yaml (never the input checkpoint)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("plot", help="PNG plots of a run's logged curves")
     p.add_argument("run_dir")
+    p.add_argument("--force", action="store_true", help="overwrite existing PNGs in RUN/plots/")
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("plugin", help="plugin author tools")

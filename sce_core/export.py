@@ -1,10 +1,13 @@
 """``sce export``: the online trunk's weights of a checkpoint, and the config to rebuild it.
 
 A model exposes its online trunk as the ``trunk`` attribute, which is all this relies on.
+``OUT`` and its sibling ``<stem>.yaml`` are never overwritten without ``force``; ``OUT`` may
+never be the input checkpoint itself nor a ``.yaml``/``.yml`` file, even with ``force``.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +16,7 @@ import torch
 from sce_core.run_callbacks import CONFIG_KEY
 
 TRUNK_PREFIX = "trunk."
+YAML_SUFFIXES = (".yaml", ".yml")
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -28,23 +32,63 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
                        f"{str(exc).splitlines()[0]}") from exc
 
 
-def export_trunk(checkpoint: Path, output: Path) -> Path:
-    """Write the online trunk's plain state dict to ``output`` and its config beside it."""
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _check_output(checkpoint: Path, output: Path) -> None:
+    """Refuse an output that is a YAML file or the input checkpoint (``--force`` or not)."""
+    from sce_core.errors import SCEError
+
+    if output.suffix.lower() in YAML_SUFFIXES:
+        raise SCEError(f"sce export: OUT '{output}' ends in {output.suffix}, but the trunk config "
+                       f"is written to <stem>.yaml beside OUT; give a weights file such as trunk.pt")
+    for target in (output, output.with_suffix(".yaml")):
+        if _same_file(target, checkpoint):
+            raise SCEError(f"sce export: '{target}' is the input checkpoint '{checkpoint}'; "
+                           f"give another OUT (--force never replaces the input)")
+
+
+def _save_atomic(obj: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def export_trunk(checkpoint: Path, output: Path, force: bool = False) -> Path:
+    """Write the online trunk's plain state dict to ``output`` and its config beside it.
+
+    Existing ``output`` or ``<stem>.yaml`` files are refused unless ``force``.
+    """
     from omegaconf import OmegaConf
 
     from sce_core.errors import SCEError
+    from sce_core.outputs import refuse_existing
 
+    _check_output(checkpoint, output)
     ckpt = load_checkpoint(checkpoint)
     state = ckpt.get("state_dict", ckpt)
     trunk = {k[len(TRUNK_PREFIX):]: v for k, v in state.items() if k.startswith(TRUNK_PREFIX)}
     if not trunk:
         raise SCEError(f"checkpoint '{checkpoint}' has no '{TRUNK_PREFIX}*' weights; "
                        f"is it an sce-core pretraining checkpoint?")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(trunk, output)
     trunk_cfg = ((ckpt.get(CONFIG_KEY) or {}).get("model") or {}).get("trunk")
+    yaml_path = output.with_suffix(".yaml")
+    refuse_existing(output, force, "sce export")
+    if isinstance(trunk_cfg, dict):
+        refuse_existing(yaml_path, force, "sce export")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    _save_atomic(trunk, output)
     if isinstance(trunk_cfg, dict):
         node = {k: v for k, v in trunk_cfg.items() if k != "_provider_"}
         node["pretrained"] = str(output.resolve())
-        OmegaConf.save(OmegaConf.create(node), output.with_suffix(".yaml"))
+        OmegaConf.save(OmegaConf.create(node), yaml_path)
     return output

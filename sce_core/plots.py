@@ -1,4 +1,8 @@
-"""``sce plot``: PNG plots of the curves a run logged (loss, lr, momentum, accuracies)."""
+"""``sce plot``: PNG plots of the curves a run logged (loss, lr, momentum, accuracies).
+
+Existing PNGs in ``<run>/plots/`` (earlier ``sce plot`` output included) are never overwritten
+unless ``force``: the command checks every file it would write before writing any.
+"""
 
 from __future__ import annotations
 
@@ -33,23 +37,42 @@ PLOT_GROUPS = {
 }
 
 
-def plot_run(run_dir: Path, groups: dict[str, Iterable[str]] | None = None) -> list[Path]:
-    """One PNG per group of series (loss, lr, momentum, accuracy) in ``run_dir/plots``."""
+def _group_series(series: dict[str, list[tuple[int, float]]],
+                  groups: dict[str, Iterable[str]]) -> dict[str, list[str]]:
+    """The series names of each group that has any (``loss`` leaves accuracies out)."""
+    found = {}
+    for group, needles in groups.items():
+        names = [n for n in sorted(series) if any(s in n.lower() for s in needles)]
+        if group == "loss":
+            names = [n for n in names if "acc" not in n.lower()]
+        if names:
+            found[group] = names
+    return found
+
+
+def plot_run(run_dir: Path, groups: dict[str, Iterable[str]] | None = None,
+             force: bool = False) -> list[Path]:
+    """One PNG per group of series (loss, lr, momentum, accuracy) in ``run_dir/plots``.
+
+    Refuses (``OutputExistsError``, nothing written) when one of those PNGs exists, unless
+    ``force``.
+    """
+    from sce_core.outputs import refuse_existing
+
+    series = read_metrics(run_dir)
+    out_dir = run_dir / "plots"
+    plan = _group_series(series, groups or PLOT_GROUPS)
+    for group in plan:
+        refuse_existing(out_dir / f"{group}.png", force, "sce plot")
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    series = read_metrics(run_dir)
-    out_dir = run_dir / "plots"
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for group, needles in (groups or PLOT_GROUPS).items():
-        names = [n for n in sorted(series) if any(s in n.lower() for s in needles)]
-        if group == "loss":
-            names = [n for n in names if "acc" not in n.lower()]
-        if not names:
-            continue
+    for group, names in plan.items():
         fig, ax = plt.subplots(figsize=(6, 3.5))
         for name in names:
             steps, values = zip(*series[name])

@@ -70,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="processes (default: CPU count)")
     p.add_argument("--pattern", default="%08d.jpg", help="frame file name pattern, 1-based")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a non-empty OUT that sce data frames did not create (or other options); "
+        "existing video folders are kept",
+    )
 
     p = sub.add_parser(
         "index",
@@ -81,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("split_dir", type=Path, metavar="SPLIT_DIR")
     p.add_argument("out_csv", type=Path, metavar="OUT.csv")
     p.add_argument("--videos", action="store_true", help="index encoded video files (2 columns)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing OUT.csv")
     return parser
 
 
@@ -120,6 +127,7 @@ def _frames(args: argparse.Namespace) -> int:
         workers=args.workers,
         pattern=args.pattern,
         progress=not args.no_progress,
+        force=args.force,
     )
     print(
         f"extracted {report.extracted} video(s), {report.already_done} already done, "
@@ -136,7 +144,7 @@ def _index(args: argparse.Namespace) -> int:
     from sce_builtins.tools.index import write_frame_index, write_video_index
 
     write = write_video_index if args.videos else write_frame_index
-    n = write(args.split_dir, args.out_csv)
+    n = write(args.split_dir, args.out_csv, force=args.force)
     print(f"wrote {n} line(s) to {args.out_csv}")
     return 0
 

@@ -23,6 +23,11 @@ Chroma is 4:2:0 like ffmpeg's ``yuvj420p``. Encoding uses simplejpeg when instal
 
 Resumable: a video is written to ``.<stem>.partial`` next to its final folder and renamed when
 complete, so an existing final folder means done (skipped) and a leftover partial folder is redone.
+
+Ownership: a new or empty output folder gets the marker file ``.sce-frames`` (the extraction
+options, JSON) before anything else; a later call resumes into it when the options match. A
+non-empty folder without the marker, or with other options, is refused unless ``force``; even
+then existing video folders are kept as they are (skipped), never deleted.
 """
 
 from __future__ import annotations
@@ -41,8 +46,11 @@ from typing import Any
 
 import numpy as np
 
+from sce_core.outputs import OutputExistsError, read_marker, write_marker
+
 __all__ = [
     "FFMPEG_Q_TO_JPEG_QUALITY",
+    "MARKER",
     "ExtractionReport",
     "encode_jpeg",
     "extract_frames",
@@ -57,6 +65,9 @@ FFMPEG_Q_TO_JPEG_QUALITY: dict[int, int] = {
     11: 51, 12: 51, 13: 47, 14: 43, 15: 40, 16: 37, 17: 34, 18: 34, 19: 31, 20: 30,
     21: 28, 22: 27, 23: 26, 24: 25, 25: 23, 26: 22, 27: 20, 28: 19, 29: 18, 30: 16, 31: 16,
 }  # fmt: skip
+
+MARKER = ".sce-frames"
+"""File written first into an output folder ``extract_frames`` creates (its options, JSON)."""
 
 # not videos: skipped while walking the input folder (as the reference script skips .txt)
 _NOT_VIDEO = {".txt", ".csv", ".json", ".md", ".jpg", ".jpeg", ".png", ".py", ".sh", ".log"}
@@ -226,6 +237,29 @@ def _extract_one(
         return src, reason
 
 
+def _claim_output(out_dir: Path, options: dict[str, Any], force: bool) -> None:
+    """Create ``out_dir`` with the marker, or check it is ours with the same options."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputExistsError(f"sce data frames: {out_dir} exists and is not a folder")
+    if not out_dir.exists() or not any(out_dir.iterdir()):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_marker(out_dir, MARKER, options)
+        return
+    marker = read_marker(out_dir, MARKER)
+    if force or marker == options:
+        return
+    if marker is None:
+        raise OutputExistsError(
+            f"sce data frames: {out_dir} is not empty and was not created by sce data frames "
+            f"(no {MARKER} marker); choose a new folder or pass --force to add frames to it"
+        )
+    changed = ", ".join(f"{k}={marker.get(k)!r}" for k in options if marker.get(k) != options[k])
+    raise OutputExistsError(
+        f"sce data frames: {out_dir} was extracted with other options ({changed}); use the "
+        "same options to resume, a new folder, or pass --force to add frames to it"
+    )
+
+
 def extract_frames(
     in_dir: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -235,11 +269,14 @@ def extract_frames(
     workers: int | None = None,
     pattern: str = "%08d.jpg",
     progress: bool = True,
+    force: bool = False,
 ) -> ExtractionReport:
     """Extract every video under ``in_dir`` into ``out_dir`` in parallel; resumable.
 
     Videos whose final folder exists are skipped; unreadable ones are listed in the report.
-    ``workers`` processes (default: CPU count); 1 runs in this process.
+    ``workers`` processes (default: CPU count); 1 runs in this process. ``out_dir`` must be new,
+    empty or created earlier by this function with the same options (its ``MARKER`` file);
+    ``force`` writes into any other folder (existing video folders are still skipped).
     """
     src_root, dst_root = Path(in_dir), Path(out_dir)
     if not src_root.is_dir():
@@ -251,6 +288,9 @@ def extract_frames(
         raise ValueError(
             f"frames: pattern {pattern!r} needs one integer field, e.g. %08d.jpg"
         ) from None
+    options = dict(created_by="sce data frames", fps=float(fps), short_side=int(short_side),
+                   quality=int(quality), pattern=pattern)
+    _claim_output(dst_root, options, force)
     report = ExtractionReport()
     todo: list[tuple[str, str]] = []
     seen: dict[Path, Path] = {}

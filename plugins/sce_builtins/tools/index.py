@@ -7,6 +7,8 @@ Classes are the sorted (by code point) non-hidden sub-folders; a class's label i
 that order. ``num_frames`` counts the ``.jpg``/``.jpeg``/``.png`` files of the video folder.
 Hidden entries (leading ``.``, e.g. the partial folders of ``sce data frames``) are ignored.
 
+An existing CSV is never overwritten unless ``force`` (``sce data index --force``).
+
 Spaces: paths are written as they are, never quoted. The reader splits each line from the right
 (at most twice), so ``my class/my video 3 120`` reads back as path ``my class/my video``. What
 whitespace splitting cannot carry is refused with a one-line error: a name holding a line break,
@@ -19,6 +21,8 @@ import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+
+from sce_core.outputs import refuse_existing
 
 __all__ = [
     "FRAME_SUFFIXES",
@@ -63,12 +67,17 @@ def _write_lines(out_csv: Path, lines: list[str]) -> None:
 
 
 def write_frame_index(
-    split_dir: str | os.PathLike[str], out_csv: str | os.PathLike[str], warn: bool = True
+    split_dir: str | os.PathLike[str],
+    out_csv: str | os.PathLike[str],
+    warn: bool = True,
+    force: bool = False,
 ) -> int:
     """Write the 3-column CSV of a frame-folder split; return the number of lines.
 
-    Video folders without frames are left out (with a warning on stderr when ``warn``).
+    Video folders without frames are left out (with a warning on stderr when ``warn``). An
+    existing ``out_csv`` raises ``OutputExistsError`` unless ``force``.
     """
+    refuse_existing(out_csv, force, "sce data index")
     root = Path(split_dir)
     lines: list[str] = []
     empty: list[str] = []
@@ -96,8 +105,14 @@ def write_frame_index(
     return len(lines)
 
 
-def write_video_index(split_dir: str | os.PathLike[str], out_csv: str | os.PathLike[str]) -> int:
-    """Write the 2-column CSV of a folder of encoded videos; return the number of lines."""
+def write_video_index(
+    split_dir: str | os.PathLike[str], out_csv: str | os.PathLike[str], force: bool = False
+) -> int:
+    """Write the 2-column CSV of a folder of encoded videos; return the number of lines.
+
+    An existing ``out_csv`` raises ``OutputExistsError`` unless ``force``.
+    """
+    refuse_existing(out_csv, force, "sce data index")
     root = Path(split_dir)
     lines: list[str] = []
     for label, cls in enumerate(list_classes(root)):
