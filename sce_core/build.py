@@ -5,19 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from sce_core.errors import ConfigError
-from sce_core.nodes import (
-    NAME_KEY,
-    PARTIAL_KEY,
-    is_component_node,
-    is_reserved,
-    join,
-    split_name,
-    to_plain_node,
-)
-from sce_core.registry import registry, singular
-from sce_core.signature import component_spec
-from sce_core.slots import Slot
+from sce_core.nodes import NAME_KEY, PARTIAL_KEY, is_reserved, to_plain_node
 from sce_core.validate import validate_node
+from sce_core.walk import ComponentAt, Visitor, walk_node
 
 
 class NodeFactory:
@@ -43,65 +33,27 @@ class NodeFactory:
         return f"NodeFactory({self.kind}/{self.name} at {self.path})"
 
 
-def _build_slot(slot: Slot, value: Any, node: dict, path: str) -> Any:
-    if value is None:
-        return None
-    if slot.many:
-        if isinstance(value, dict):
-            return {k: _build_one(slot, v, node, join(path, k)) for k, v in value.items()
-                    if v is not None}
-        return [_build_one(slot, v, node, join(path, i)) for i, v in enumerate(value)]
-    return _build_one(slot, value, node, path)
+class Builder(Visitor):
+    """Builds the components of a validated node, innermost first."""
 
-
-def _build_one(slot: Slot, value: Any, node: dict, path: str) -> Any:
-    if isinstance(value, str) and slot.args_param:
-        args = node.get(slot.args_param) or {}
-        value = {NAME_KEY: value, **args}
-    if slot.lazy:
-        kind, _ = split_name(slot.kind, (value if isinstance(value, str) else value[NAME_KEY]), path)
-        return NodeFactory(kind, value, path)
-    if not isinstance(value, (str, dict)):
-        return value  # an already built object passed from Python
-    return construct(slot.kind, value, path, {})
-
-
-def _build_plain(value: Any, path: str) -> Any:
-    if is_component_node(value):
-        return construct(None, value, path, {})
-    if isinstance(value, dict):
-        return {k: _build_plain(v, join(path, k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_build_plain(v, join(path, i)) for i, v in enumerate(value)]
-    return value
+    def component(self, at: ComponentAt, args: Any) -> Any:
+        if at.in_options:
+            return at.bare if at.bare is not None else at.node  # its owner builds it
+        if at.lazy:
+            node = {k: v for k, v in at.node.items() if k != PARTIAL_KEY}
+            return NodeFactory(at.kind, node, at.path)
+        kwargs = {k: v for k, v in args().items() if not is_reserved(k)}
+        kwargs.update(at.runtime)
+        try:
+            return at.entry.load()(**kwargs)
+        except Exception as exc:
+            exc.add_note(f"sce: raised while building {at.path or at.kind} ({at.label})")
+            raise
 
 
 def construct(kind: str | None, node: Any, path: str, runtime: dict[str, Any]) -> Any:
-    """Build an already validated plain node (no validation here)."""
-    if isinstance(node, str):
-        node = {NAME_KEY: node}
-    kind, name = split_name(kind, node[NAME_KEY], join(path, NAME_KEY))
-    if node.get(PARTIAL_KEY):
-        rest = {k: v for k, v in node.items() if k != PARTIAL_KEY}
-        return NodeFactory(kind, rest, path)
-    obj = registry(kind).get(name)
-    spec = component_spec(obj, kind)
-    kwargs: dict[str, Any] = {}
-    for key, value in node.items():
-        if is_reserved(key):
-            continue
-        param = spec.params.get(key)
-        key_path = join(path, key)
-        if param is not None and param.slot is not None:
-            kwargs[key] = _build_slot(param.slot, value, node, key_path)
-        else:
-            kwargs[key] = _build_plain(value, key_path)
-    kwargs.update(runtime)
-    try:
-        return obj(**kwargs)
-    except Exception as exc:
-        exc.add_note(f"sce: raised while building {path or kind} ({singular(kind)} '{name}')")
-        raise
+    """Build an already validated plain node."""
+    return walk_node(kind, node, path, Builder(), runtime)
 
 
 def build(kind: str, node: Any, *, path: str | None = None, **runtime: Any) -> Any:

@@ -173,7 +173,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from sce_core.validate import validate_config
 
     cfg = _load(args)
-    issues = validate_config(cfg)
+    issues = validate_config(cfg, complete=True)
     if issues:
         print(f"{len(issues)} problem(s) in the config:", file=sys.stderr)
         for issue in issues:

@@ -1,6 +1,8 @@
 """The resolved config of a run: interpolations resolved, defaults filled, providers recorded.
 
-Saved next to a run's logs and checkpoints; loading it again gives the same run.
+Saved next to a run's logs and checkpoints; loading it again gives the same run. Values read
+from the environment (``${oc.env:VAR}``, and values interpolated from them) are saved as the
+interpolation, never as their value: tokens and passwords stay out of saved files.
 """
 
 from __future__ import annotations
@@ -8,71 +10,88 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from sce_core.config import to_plain
 from sce_core.info import yaml_default
-from sce_core.nodes import NAME_KEY, PROVIDER_KEY, is_component_node, is_reserved, split_name
-from sce_core.registry import registry
-from sce_core.signature import component_spec
-from sce_core.validate import COMPONENT_SECTIONS, MAPPING_OF_COMPONENTS
+from sce_core.nodes import PROVIDER_KEY
+from sce_core.walk import ComponentAt, Visitor, walk_config
+
+ENV_RESOLVER = "oc.env"
+ENV_MARKER = "<sce:env>"
 
 
-def _fill(kind: str | None, node: Any, path: str) -> Any:
-    if isinstance(node, str):
-        node = {NAME_KEY: node}
-    kind, name = split_name(kind, node[NAME_KEY], path)
-    entry = registry(kind).resolve(name)
-    spec = component_spec(entry.load(), kind)
-    out: dict[str, Any] = {}
-    for key, value in node.items():
-        param = spec.params.get(key)
-        if param is not None and param.slot is not None and value is not None:
-            if param.slot.args_param and isinstance(value, str):
-                out[key] = value
-            elif param.slot.many:
-                out[key] = ({k: _fill(param.slot.kind, v, f"{path}.{key}") for k, v in value.items()}
-                            if isinstance(value, dict)
-                            else [_fill(param.slot.kind, v, f"{path}.{key}") for v in value])
-            else:
-                out[key] = _fill(param.slot.kind, value, f"{path}.{key}")
-        elif is_reserved(key):
-            out[key] = value
-        else:
-            out[key] = _fill_plain(value, f"{path}.{key}")
-    for p in spec.params.values():
-        if p.name in out or p.runtime or p.default is inspect.Parameter.empty:
-            continue
-        if p.slot is None and yaml_default(p.default):
-            out[p.name] = list(p.default) if isinstance(p.default, tuple) else p.default
-    out[PROVIDER_KEY] = f"{entry.provider}" if entry.origin == "local" else f"{entry.dist}=={entry.version}"
-    return out
+class Filler(Visitor):
+    """Fills every component node with its defaults and its provider."""
+
+    def component(self, at: ComponentAt, args: Any) -> Any:
+        if at.bare is not None and at.slot.args_param:
+            return at.bare  # the name; its arguments stay in the sibling
+        out = args()
+        for p in at.spec.params.values():
+            if p.name in out or p.runtime or p.default is inspect.Parameter.empty:
+                continue
+            if p.slot is None and yaml_default(p.default):
+                out[p.name] = list(p.default) if isinstance(p.default, tuple) else p.default
+        entry = at.entry
+        out[PROVIDER_KEY] = entry.provider if entry.origin == "local" else f"{entry.dist}=={entry.version}"
+        return out
 
 
-def _fill_plain(value: Any, path: str) -> Any:
-    if is_component_node(value):
-        return _fill(None, value, path)
+def env_paths(cfg: DictConfig) -> list[tuple[Any, ...]]:
+    """Key paths whose value comes from the environment, directly or through interpolations."""
+    marked = cfg.copy()
+    _mark_env_nodes(marked)
+    plain = OmegaConf.to_container(marked, resolve=True, throw_on_missing=False)
+    return list(_paths_with_marker(plain, ()))
+
+
+def _mark_env_nodes(node: Any) -> None:
+    keys = node.keys() if isinstance(node, DictConfig) else range(len(node))
+    for key in keys:
+        child = node._get_node(key)
+        if isinstance(child, (DictConfig, ListConfig)):
+            _mark_env_nodes(child)
+        elif OmegaConf.is_interpolation(node, key) and ENV_RESOLVER in str(child._value()):
+            node[key] = ENV_MARKER
+
+
+def _paths_with_marker(value: Any, path: tuple[Any, ...]) -> Any:
     if isinstance(value, dict):
-        return {k: _fill_plain(v, f"{path}.{k}") for k, v in value.items()}
-    if isinstance(value, list):
-        return [_fill_plain(v, f"{path}[{i}]") for i, v in enumerate(value)]
-    return value
+        for key, child in value.items():
+            yield from _paths_with_marker(child, (*path, key))
+    elif isinstance(value, list):
+        for i, child in enumerate(value):
+            yield from _paths_with_marker(child, (*path, i))
+    elif isinstance(value, str) and ENV_MARKER in value:
+        yield path
+
+
+def _raw(cfg: DictConfig, path: tuple[Any, ...]) -> Any:
+    node: Any = cfg
+    for key in path[:-1]:
+        node = node._get_node(key)
+    return node._get_node(path[-1])._value()
+
+
+def _put(tree: Any, path: tuple[Any, ...], value: Any) -> None:
+    for key in path[:-1]:
+        tree = tree[key]
+    tree[path[-1]] = value
+
+
+def resolve_run_config(cfg: DictConfig | dict[str, Any]) -> tuple[DictConfig, dict[str, Any]]:
+    """``(for_saving, for_building)``: the filled config with environment values kept as
+    ``${oc.env:...}`` interpolations, and the same as plain data with their values."""
+    plain = walk_config(to_plain(cfg), Filler())
+    saved = OmegaConf.create(plain)
+    if isinstance(cfg, DictConfig):
+        for path in env_paths(cfg):
+            _put(saved, path, _raw(cfg, path))
+    return saved, plain
 
 
 def resolved_config(cfg: DictConfig | dict[str, Any]) -> DictConfig:
-    """The config with every interpolation resolved, defaults filled and providers noted."""
-    plain = to_plain(cfg)
-    out: dict[str, Any] = {}
-    for key, value in plain.items():
-        if key in COMPONENT_SECTIONS and value is not None:
-            out[key] = _fill(COMPONENT_SECTIONS[key], value, key)
-        elif key in MAPPING_OF_COMPONENTS and isinstance(value, dict):
-            out[key] = {k: (_fill(MAPPING_OF_COMPONENTS[key], v, f"{key}.{k}") if v is not None else None)
-                        for k, v in value.items()}
-        elif key == "trainer" and isinstance(value, dict):
-            out[key] = {k: (_fill("strategies", v, "trainer.strategy")
-                            if k == "strategy" and is_component_node(v) else v)
-                        for k, v in value.items()}
-        else:
-            out[key] = value
-    return OmegaConf.create(out)
+    """The config with every interpolation resolved (except environment values), defaults
+    filled and providers noted."""
+    return resolve_run_config(cfg)[0]

@@ -31,8 +31,14 @@ EXPORT_CONFIG_SUFFIX = ".yaml"
 
 
 def prepare(config: str | Path, overrides: Sequence[str] = ()) -> tuple[Any, dict[str, Any]]:
-    """Load, validate (every problem at once) and resolve a run config."""
+    """Load, validate (every problem at once) and resolve a run config.
+
+    Returns ``(resolved, plain)``: the config to save (environment values kept as
+    ``${oc.env:...}``) and the same config as plain data with real values, to build from.
+    """
     from omegaconf import OmegaConf
+
+    from sce_core.resolved import resolve_run_config
 
     cfg = load_config(config, overrides)
     plain_for_hooks = OmegaConf.to_container(cfg, resolve=False)
@@ -40,8 +46,7 @@ def prepare(config: str | Path, overrides: Sequence[str] = ()) -> tuple[Any, dic
     issues = validate_config(cfg)
     if issues:
         raise ConfigError(issues)
-    resolved = resolved_config(cfg)
-    return resolved, OmegaConf.to_container(resolved)
+    return resolve_run_config(cfg)
 
 
 def run_dir_of(plain: dict[str, Any]) -> Path:

@@ -28,6 +28,9 @@ MODEL = {
 }
 
 
+DATA = {"_name_": "toy_data", "datadir": "/d"}
+
+
 def test_build_nested_slots_and_factory():
     model = sce_core.build("models", MODEL)
     assert model.trunk.depth == 10 and model.head.input_dim == 8
@@ -87,6 +90,7 @@ def test_three_independent_mistakes_reported_at_once():
     cfg = OmegaConf.create({
         "model": {**MODEL, "trunk": {"_name_": "toy_trunk", "depht": 3},
                   "temp": "hot", "head": {"_name_": "toy_hed", "input_dim": 8}},
+        "datamodule": DATA,
         "trainer": {"max_epochs": 1, "gpus": -1},
         "seed": {"seed": "???"},
     })
@@ -111,13 +115,21 @@ def test_missing_required_argument_and_literal():
 
 
 def test_unknown_trainer_key_suggests():
-    issues = validate_config(OmegaConf.create({"trainer": {"max_epoch": 3}}), hooks=False)
+    cfg = {"model": MODEL, "datamodule": DATA, "trainer": {"max_epoch": 3}}
+    issues = validate_config(OmegaConf.create(cfg), hooks=False)
     assert len(issues) == 1 and "did you mean 'max_epochs'" in str(issues[0])
 
 
 def test_unknown_top_level_section():
-    issues = validate_config(OmegaConf.create({"modle": {"_name_": "toy_model"}}), hooks=False)
-    assert "did you mean 'model'" in str(issues[0])
+    cfg = {"model": MODEL, "datamodule": DATA, "modle": {"_name_": "toy_model"}}
+    issues = validate_config(OmegaConf.create(cfg), hooks=False)
+    assert len(issues) == 1 and "did you mean 'model'" in str(issues[0])
+
+
+def test_missing_sections_are_named():
+    issues = validate_config(OmegaConf.create({}), hooks=False, complete=True)
+    assert [i.path for i in issues] == ["datamodule", "model"]
+    assert "the config has no 'model' section; a run needs a model node here" in str(issues[1])
 
 
 def test_constructor_error_is_unchanged_with_note():
@@ -132,7 +144,7 @@ def test_constructor_error_is_unchanged_with_note():
 
 
 def test_bad_interpolation_is_an_issue():
-    cfg = OmegaConf.create({"model": {**MODEL, "temp": "${nowhere.x}"}})
+    cfg = OmegaConf.create({"model": {**MODEL, "temp": "${nowhere.x}"}, "datamodule": DATA})
     issues = validate_config(cfg, hooks=False)
     assert len(issues) == 1 and "nowhere" in str(issues[0])
 

@@ -42,6 +42,7 @@ def recipe(tmp_path):
           - _self_
         seed:
           seed: 42
+        datamodule: {_name_: toy_data, datadir: /d}
         model:
           _name_: toy_model
           trunk: {_name_: toy_trunk, depth: 10}
