@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import pytest
@@ -297,9 +298,14 @@ def test_torchvision_weights_from_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path))
     torch.manual_seed(3)
     source = torchvision.models.resnet18()
-    url = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url
     (tmp_path / "checkpoints").mkdir()
-    torch.save(source.state_dict(), tmp_path / "checkpoints" / url.rsplit("/", 1)[-1])
+    planted = tmp_path / "checkpoints" / "planted.pth"
+    torch.save(source.state_dict(), planted)
+    # the file name carries the SHA-256 prefix (torchvision's convention), checked on every load
+    sha = hashlib.sha256(planted.read_bytes()).hexdigest()[:8]
+    planted.rename(tmp_path / "checkpoints" / f"resnet18-{sha}.pth")
+    weights = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
+    monkeypatch.setattr(weights.value, "url", f"https://download.pytorch.org/models/resnet18-{sha}.pth")
     trunk = build("trunks", {"_name_": "resnet18", "weights": "IMAGENET1K_V1"})
     assert torch.equal(trunk.conv1.weight, source.conv1.weight)
     assert torch.equal(trunk.layer4[1].bn2.running_var, source.layer4[1].bn2.running_var)

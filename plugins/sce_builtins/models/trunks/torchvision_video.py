@@ -1,4 +1,9 @@
-"""torchvision's video classification networks as trunks (thin wrappers, no downloads)."""
+"""torchvision's video classification networks as trunks (thin wrappers, no downloads).
+
+Named ``weights`` are read from the torch hub cache by ``_torchvision.load_cached_weights``:
+SHA-256 prefix of the file name checked on every load, then ``torch.load(weights_only=True)``;
+torch hub's own loader (which unpickles arbitrary code) is never used.
+"""
 
 from __future__ import annotations
 
