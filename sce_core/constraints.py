@@ -48,16 +48,14 @@ class Range:
         return None
 
     def text(self) -> str:
-        """``0 <= value <= 1``, ``value > 0``, ..."""
-        low = f"{_num(self.ge)} <= " if self.ge is not None else (
-            f"{_num(self.gt)} < " if self.gt is not None else "")
-        high = f" <= {_num(self.le)}" if self.le is not None else (
-            f" < {_num(self.lt)}" if self.lt is not None else "")
-        if low and high:
-            return f"{low}value{high}"
-        if low:
-            return f"value {'>=' if self.ge is not None else '>'} {_num(self.ge if self.ge is not None else self.gt)}"
-        return f"value{high}"
+        """``in [0, 1]``, ``> 0``, ``>= 1 and < 5``."""
+        low = (f">= {_num(self.ge)}" if self.ge is not None else
+               f"> {_num(self.gt)}" if self.gt is not None else "")
+        high = (f"<= {_num(self.le)}" if self.le is not None else
+                f"< {_num(self.lt)}" if self.lt is not None else "")
+        if self.ge is not None and self.le is not None:
+            return f"in [{_num(self.ge)}, {_num(self.le)}]"
+        return " and ".join(t for t in (low, high) if t)
 
 
 #: A count that must be at least one (sizes, batch sizes, epochs of a schedule).

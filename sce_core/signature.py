@@ -59,10 +59,23 @@ class ComponentSpec:
 
 
 def _annotation_text(ann: Any) -> str:
-    if isinstance(ann, type):
+    """``int``, ``int | None``, ``'a' | 'b'``, ``list[float]`` (constraints left out)."""
+    origin = typing.get_origin(ann)
+    args = typing.get_args(ann)
+    if origin is typing.Annotated:
+        return _annotation_text(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_annotation_text(a) for a in args)
+    if origin is typing.Literal:
+        return " | ".join(repr(a) for a in args)
+    if ann is type(None):
+        return "None"
+    if isinstance(ann, type) and not args:
         return ann.__name__
-    text = repr(ann).replace("typing.", "").replace("collections.abc.", "")
-    return text
+    if origin is not None and args:
+        name = getattr(origin, "__name__", str(origin))
+        return f"{name}[{', '.join('...' if a is Ellipsis else _annotation_text(a) for a in args)}]"
+    return repr(ann).replace("typing.", "").replace("collections.abc.", "")
 
 
 def _target_callable(obj: Any) -> Any:

@@ -7,7 +7,6 @@ the components a config names are imported.
 from __future__ import annotations
 
 from collections.abc import Iterable
-
 from typing import Any
 
 from sce_core.errors import ConfigError, Issue
@@ -100,6 +99,27 @@ def validate_config(cfg: Any, *, hooks: bool = True, complete: bool = False) -> 
                 for item in found or ():
                     validator.issues.append(item if isinstance(item, Issue) else Issue("", str(item)))
     return sorted(validator.issues, key=lambda i: i.path)
+
+
+def validate_value(value: Any, annotation: Any, path: str) -> list[Issue]:
+    """Every problem of one plain value against a declared type (a ``TypedDict`` option
+    group, a component slot, a plain annotation), with config paths under ``path``."""
+    from sce_core.signature import Param
+    from sce_core.walk import Walker, _Mapping
+
+    validator = Validator()
+    key = path.rpartition(".")[2] or path
+    owner = _Mapping(path.rpartition(".")[0] or "config", {key: Param(key, annotation, None, None, False)},
+                     "key")
+    Walker(validator).field(owner.params[key], to_plain_node(value), path, owner, {}, "", True)
+    return validator.issues
+
+
+def check_value(value: Any, annotation: Any, path: str) -> None:
+    """Raise :class:`ConfigError` with every problem of ``value`` (see :func:`validate_value`)."""
+    issues = validate_value(value, annotation, path)
+    if issues:
+        raise ConfigError(issues)
 
 
 def check_config(cfg: Any) -> None:

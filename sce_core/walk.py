@@ -39,7 +39,6 @@ from sce_core.schema import (
     ManySlot,
     OptionsSlot,
     Slot,
-    ValueSlot,
     slot_for,
 )
 from sce_core.signature import ComponentSpec, Param, check_type, component_spec
@@ -218,6 +217,8 @@ class Walker:
             key_paths = {k: join(join(owner_path, slot.args_param), k) for k in node if k != NAME_KEY}
         elif is_component_node(value):
             node = value
+        elif not isinstance(value, (str, dict, list, tuple, int, float)):
+            return value  # an object already built, passed from Python
         else:
             what = f"a {singular(slot.kind)}" if slot.kind else "a component"
             self.problem(path, f"expected {what} given as a name or a mapping with `_name_`, "

@@ -45,23 +45,16 @@ from sce_builtins.data.annotations import load_annotations
 from sce_builtins.data.collate import resolve_collate
 from sce_builtins.data.dataset import VideoDataset
 from sce_builtins.data.health import BAD_DATA_KEY, DataHealth, DataPathError
+from sce_builtins.data.options import SplitOptions
 from sce_builtins.data.samplers import EpochDistributedSampler
 from sce_builtins.data.types import VideoRecord
+from sce_core.errors import ConfigError, Issue
 from sce_core.slots import Component
+from sce_core.validate import check_value
 
 log = logging.getLogger("sce.data")
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
-SPLIT_KEYS = frozenset(
-    {"dataset", "transform", "clip_sampler", "loader", "global_batch_size", "decoder", "decoder_args"}
-)
-DATASET_KEYS = frozenset({"datadir", "video_path_prefix", "max_retries", "short_videos"})
-LOADER_KEYS = frozenset(
-    {
-        "drop_last", "num_workers", "pin_memory", "persistent_workers", "prefetch_factor",
-        "collate_fn", "shuffle", "timeout", "multiprocessing_context", "batch_size",
-    }
-)
 
 
 def worker_init_fn(worker_id: int) -> None:
@@ -113,9 +106,9 @@ class VideoDataModule(LightningDataModule):
     def __init__(
         self,
         datadir: str,
-        train: Mapping[str, Any] | None = None,
-        val: Mapping[str, Any] | None = None,
-        test: Mapping[str, Any] | None = None,
+        train: SplitOptions | None = None,
+        val: SplitOptions | None = None,
+        test: SplitOptions | None = None,
         video_path_prefix: str = "",
         decode_audio: bool = False,
         decoder: Component("decoders", args_param="decoder_args") = "pyav",
@@ -141,30 +134,14 @@ class VideoDataModule(LightningDataModule):
 
     # ------------------------------------------------------------------ config checks
     def _check_split(self, split: str, cfg: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """The split's options as plain dicts; the keys are checked against :class:`SplitOptions`
+        (``sce check`` reports the same problems before anything is built)."""
         if cfg is None:
             return None
-        if not isinstance(cfg, Mapping):
-            raise ValueError(f"{self.name}: {split} must be a mapping of split options.")
+        check_value(cfg, SplitOptions | None, f"datamodule.{split}")
         cfg = dict(cfg)
-        unknown = sorted(set(cfg) - SPLIT_KEYS)
-        if unknown:
-            raise ValueError(
-                f"{self.name}: unknown key(s) {unknown} in {split}; allowed: {sorted(SPLIT_KEYS)}."
-            )
         dataset = cfg.get("dataset") or {}
-        if not isinstance(dataset, Mapping):
-            raise ValueError(f"{self.name}: {split}.dataset must be a mapping {{datadir, video_path_prefix}}.")
-        unknown = sorted(set(dataset) - DATASET_KEYS)
-        if unknown:
-            raise ValueError(
-                f"{self.name}: unknown key(s) {unknown} in {split}.dataset; allowed: {sorted(DATASET_KEYS)}."
-            )
         loader = dict(cfg.get("loader") or {})
-        unknown = sorted(set(loader) - LOADER_KEYS)
-        if unknown:
-            raise ValueError(
-                f"{self.name}: unknown key(s) {unknown} in {split}.loader; allowed: {sorted(LOADER_KEYS)}."
-            )
         if "batch_size" in loader:
             log.warning("%s: %s.loader.batch_size is ignored; set %s.global_batch_size.", self.name, split, split)
             loader.pop("batch_size")
@@ -313,6 +290,7 @@ class VideoDataModule(LightningDataModule):
         if "global_batch_size" not in cfg:
             raise ValueError(f"{self.name}: {split}.global_batch_size is required.")
         batch = local_batch_size(cfg["global_batch_size"], world, self.name)
+        self._check_batch_fits(split, cfg, len(dataset), world)
         loader = dict(cfg["loader"])
         shuffle = bool(loader.pop("shuffle", train))
         collate = resolve_collate(loader.pop("collate_fn", None), self.name)
@@ -345,6 +323,18 @@ class VideoDataModule(LightningDataModule):
             **loader,
             **kwargs,
         )
+
+    def _check_batch_fits(self, split: str, cfg: Mapping[str, Any], size: int, world: int) -> None:
+        """With ``drop_last``, a batch larger than a device's share of the split yields no batch."""
+        per_device = -(-size // world)
+        batch = cfg["global_batch_size"] // world
+        if cfg["loader"].get("drop_last") and batch > per_device:
+            raise ConfigError(Issue(
+                f"datamodule.{split}.global_batch_size",
+                f"{cfg['global_batch_size']} is larger than the {split} split ({size} videos"
+                f"{f' over {world} devices' if world > 1 else ''}) and loader.drop_last is true: "
+                f"no batch would be yielded; use at most {per_device * world} or set "
+                f"datamodule.{split}.loader.drop_last=false"))
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled (seeded, per epoch) training loader of the local batch size."""

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sce_builtins.data.datamodule import VideoDataModule
+from sce_builtins.data.options import SplitOptions
 
 
 class SplitFilesDataModule(VideoDataModule):
@@ -35,9 +36,9 @@ class SplitFilesDataModule(VideoDataModule):
     def __init__(
         self,
         datadir: str,
-        train: Mapping[str, Any] | None,
-        val: Mapping[str, Any] | None,
-        test: Mapping[str, Any] | None,
+        train: SplitOptions | None,
+        val: SplitOptions | None,
+        test: SplitOptions | None,
         video_path_prefix: str,
         decode_audio: bool,
         decoder: Any,

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sce_builtins.data.datamodule import VideoDataModule
+from sce_builtins.data.options import SplitOptions, SyntheticOptions
 from sce_core.slots import Component
 
 
@@ -37,10 +38,10 @@ class SyntheticVideoDataModule(VideoDataModule):
     def __init__(
         self,
         datadir: str,
-        synthetic: Mapping[str, Any] | None = None,
-        train: Mapping[str, Any] | None = None,
-        val: Mapping[str, Any] | None = None,
-        test: Mapping[str, Any] | None = None,
+        synthetic: SyntheticOptions | None = None,
+        train: SplitOptions | None = None,
+        val: SplitOptions | None = None,
+        test: SplitOptions | None = None,
         video_path_prefix: str = "",
         decode_audio: bool = False,
         decoder: Component("decoders", args_param="decoder_args") = "frame",  # type: ignore[valid-type]

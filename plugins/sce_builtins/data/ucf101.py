@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sce_builtins.data.health import DataLayoutError, DataPathError
+from sce_builtins.data.options import SplitOptions
 from sce_builtins.data.split_files import SplitFilesDataModule
 from sce_builtins.data.types import VideoRecord
 from sce_core.slots import Component
@@ -59,9 +60,9 @@ class UCF101DataModule(SplitFilesDataModule):
     def __init__(
         self,
         datadir: str,
-        train: Mapping[str, Any] | None = None,
-        val: Mapping[str, Any] | None = None,
-        test: Mapping[str, Any] | None = None,
+        train: SplitOptions | None = None,
+        val: SplitOptions | None = None,
+        test: SplitOptions | None = None,
         video_path_prefix: str = "",
         decode_audio: bool = False,
         decoder: Component("decoders", args_param="decoder_args") = "pyav",

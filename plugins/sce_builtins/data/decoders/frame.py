@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any, Literal
 
@@ -17,6 +17,7 @@ from sce_builtins.data.decoders.clips import (
     union_ids,
 )
 from sce_builtins.data.decoders.errors import VideoDecodeError
+from sce_builtins.data.decoders.frame_filter import FrameFilterOptions
 from sce_builtins.data.decoders.jpeg import JpegBackend, make_backend
 from sce_builtins.data.decoders.pool import LazyThreadPool
 from sce_builtins.data.decoders.timing import rate_fraction
@@ -58,7 +59,7 @@ class FrameDecoder:
     def __init__(
         self,
         fps: float = 30,
-        frame_filter: Mapping[str, Any] | None = None,
+        frame_filter: FrameFilterOptions | None = None,
         time_difference_prob: float = 0.0,
         num_threads_io: int = 0,
         num_threads_decode: int = 0,

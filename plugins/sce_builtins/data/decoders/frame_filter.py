@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypedDict
 
 import numpy as np
 
+from sce_core.constraints import Positive
+
 SubsampleType = Literal["uniform", "random"]
+
+
+class FrameFilterOptions(TypedDict, total=False):
+    """frame_filter options"""
+
+    subsample_type: SubsampleType
+    num_samples: Annotated[int, Positive]
 
 
 class FrameFilter:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
@@ -16,6 +16,7 @@ import numpy as np
 from sce_builtins.data.decoders.clips import ClipPlanner, Timeline, assemble
 from sce_builtins.data.decoders.encoded import check_int, lru_put, optional_rate, plan_clips
 from sce_builtins.data.decoders.errors import VideoDecodeError
+from sce_builtins.data.decoders.frame_filter import FrameFilterOptions
 from sce_builtins.data.decoders.timing import ceil_fraction
 from sce_builtins.data.types import ClipWindow, DecodedClip, VideoRecord
 
@@ -104,7 +105,7 @@ class PyAVDecoder:
     def __init__(
         self,
         fps: float | None = None,
-        frame_filter: Mapping[str, Any] | None = None,
+        frame_filter: FrameFilterOptions | None = None,
         time_difference_prob: float = 0.0,
         decode_float: bool = False,
         thread_count: int = 1,

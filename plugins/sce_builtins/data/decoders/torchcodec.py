@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any, Literal
 
 from sce_builtins.data.decoders.clips import ClipPlanner, Timeline, assemble
 from sce_builtins.data.decoders.encoded import check_int, lru_put, optional_rate, plan_clips
 from sce_builtins.data.decoders.errors import VideoDecodeError
+from sce_builtins.data.decoders.frame_filter import FrameFilterOptions
 from sce_builtins.data.types import ClipWindow, DecodedClip, VideoRecord
 
 INSTALL_HINT = "pip install 'sce-core[torchcodec]' and install system FFmpeg 4-7 shared libraries"
@@ -54,7 +55,7 @@ class TorchCodecDecoder:
     def __init__(
         self,
         fps: float | None = None,
-        frame_filter: Mapping[str, Any] | None = None,
+        frame_filter: FrameFilterOptions | None = None,
         time_difference_prob: float = 0.0,
         decode_float: bool = False,
         num_ffmpeg_threads: int = 1,
