@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sce_core.errors import SCEError
+from sce_core.errors import RunInterrupted, SCEError
 from sce_core.paths import cache_dir
 
 reg = importlib.import_module("sce_core.registry")  # the module (sce_core.registry is also a function)
@@ -355,6 +355,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sce: interrupted", file=sys.stderr)
         code = 130
+    except RunInterrupted as exc:
+        print(f"sce: {exc}", file=sys.stderr)
+        code = exc.exit_code
     except Exception as exc:  # noqa: BLE001 - the command line reports every error in one line
         if args.debug:
             raise

@@ -61,3 +61,16 @@ class ConfigError(SCEError, ValueError):
         lines = [f"{len(self.issues)} problems in the config:"]
         lines += [f"  - {issue}" for issue in self.issues]
         return "\n".join(lines)
+
+
+class RunInterrupted(SCEError):
+    """A run stopped by a signal (after saving its checkpoint when training had started).
+
+    ``exit_code`` is what ``sce`` exits with: 128 + the signal number (143 for SIGTERM), the
+    code a shell reports for a process ended by that signal, so ``sce pretrain ... && next``
+    does not go on and a scheduler sees an unfinished job.
+    """
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -1,4 +1,4 @@
-"""Lightning callbacks every run gets: exact-resume RNG state, config in checkpoints, preemption.
+"""Lightning callbacks every run gets: each rank's RNG state, the config in checkpoints.
 
 These are framework concerns: they know nothing of SCE.
 """
@@ -6,30 +6,57 @@ These are framework concerns: they know nothing of SCE.
 from __future__ import annotations
 
 import random
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
+from sce_core.errors import SCEError
+
 CONFIG_KEY = "sce_config"
 
 
+def gather_per_rank(trainer: Trainer | None, own: Any) -> list[Any]:
+    """``own`` of every rank, in rank order (every rank must call this together)."""
+    world = int(trainer.world_size) if trainer is not None else 1
+    if world == 1 or not torch.distributed.is_initialized():
+        return [own]
+    states: list[Any] = [None] * world
+    torch.distributed.all_gather_object(states, own)
+    return states
+
+
+def own_rank(trainer: Trainer, ranks: list[Any]) -> Any:
+    """This rank's entry of :func:`gather_per_rank` output; refuses another process count."""
+    if len(ranks) != trainer.world_size:
+        raise SCEError(
+            f"the checkpoint was written by {len(ranks)} process(es) and this run has "
+            f"{trainer.world_size}; resume with the same number of devices "
+            f"(trainer.devices x trainer.num_nodes = {len(ranks)}) to continue exactly")
+    return ranks[trainer.global_rank]
+
+
 class RNGStateCallback(Callback):
-    """Saves the Python, NumPy and torch RNG states and restores them when training resumes.
+    """Saves every rank's Python, NumPy, torch and CUDA RNG states; restores each rank's own.
 
     The states are captured where training can stop (after every training batch and at the
     end of every epoch, after validation), so work done after training (reports, a final
-    save) does not shift them. Restoring happens at ``on_train_start`` (after Lightning's
-    sanity check, which draws random numbers), so a resumed run continues the same random
-    stream as an uninterrupted one. States are stored as tensors and tuples so
-    ``torch.load(weights_only=True)`` reads them.
+    save) does not shift them. A checkpoint holds the states of all ranks (gathered when it
+    is written; every rank takes part in a save) and each rank restores its own at
+    ``on_train_start`` (after Lightning's sanity check, which draws random numbers), so a
+    resumed run continues the random streams of an uninterrupted one. A checkpoint written by
+    another number of processes is refused: per-rank streams cannot be mapped exactly.
+    States are stored as tensors and lists so ``torch.load(weights_only=True)`` reads them.
     """
 
     def __init__(self) -> None:
         self._pending: dict[str, Any] | None = None
         self._captured: dict[str, Any] | None = None
+        self._trainer: Trainer | None = None
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        self._trainer = trainer
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
         self._captured = self.current_state()
@@ -38,7 +65,14 @@ class RNGStateCallback(Callback):
         self._captured = self.current_state()
 
     def state_dict(self) -> dict[str, Any]:
-        return self._captured if self._captured is not None else self.current_state()
+        own = self._captured if self._captured is not None else self.current_state()
+        return {"world_size": self._world_size(), "ranks": self._gather(own)}
+
+    def _world_size(self) -> int:
+        return int(self._trainer.world_size) if self._trainer is not None else 1
+
+    def _gather(self, own: dict[str, Any]) -> list[dict[str, Any]]:
+        return gather_per_rank(self._trainer, own)
 
     @staticmethod
     def current_state() -> dict[str, Any]:
@@ -57,9 +91,15 @@ class RNGStateCallback(Callback):
         self._pending = state_dict
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        state, self._pending = self._pending, None
-        if not state:
+        saved, self._pending = self._pending, None
+        if not saved:
             return
+        ranks = saved["ranks"] if "ranks" in saved else [saved]
+        self.restore(own_rank(trainer, ranks))
+
+    @staticmethod
+    def restore(state: dict[str, Any]) -> None:
+        """Set this process' RNG states from :meth:`current_state` output."""
         version, mt_state, gauss = state["python"]
         random.setstate((version, tuple(mt_state), gauss))
         name, keys, pos, has_gauss, cached = state["numpy"]
@@ -78,32 +118,3 @@ class ConfigInCheckpoint(Callback):
     def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule,
                            checkpoint: dict[str, Any]) -> None:
         checkpoint[CONFIG_KEY] = self.config
-
-
-class PreemptionCheckpoint(Callback):
-    """On SIGTERM (SLURM preemption, ``scancel``, ``kill``), save ``path`` and let the run stop.
-
-    Lightning turns SIGTERM into a ``SIGTERMException`` raised after the current training step
-    (on every rank); this callback saves the checkpoint from its ``on_exception`` hook, so a
-    signal that arrives while the run is still starting is handled too. Restarting the same
-    command with ``resume=auto`` continues from that checkpoint.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.saved = False
-
-    def on_exception(self, trainer: Trainer, pl_module: LightningModule,
-                     exception: BaseException) -> None:
-        from lightning.pytorch.utilities.exceptions import SIGTERMException
-
-        if not isinstance(exception, SIGTERMException) or trainer.state.stage is None:
-            return
-        if trainer.global_step == 0:
-            print("sce: stop requested by a signal before the first step; nothing to save")
-            return
-        trainer.save_checkpoint(self.path)
-        self.saved = True
-        if trainer.is_global_zero:
-            print(f"sce: stop requested by a signal; saved {self.path} at step "
-                  f"{trainer.global_step} (restart the same command with resume=auto)")

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sce_core.build import build
 from sce_core.config import load_config, save_config
-from sce_core.errors import ConfigError, SCEError
+from sce_core.errors import ConfigError, RunInterrupted, SCEError
 from sce_core.hooks import collect_callbacks, plugin_manager
 from sce_core.resolved import resolved_config
 from sce_core.validate import validate_config
@@ -26,6 +27,7 @@ log = logging.getLogger("sce")
 RESOLVED_CONFIG = "config.yaml"
 CHECKPOINT_DIR = "checkpoints"
 RESUME_CHECKPOINT = "last.ckpt"
+DEFAULT_CHECKPOINT_MINUTES = 30.0
 DEFAULT_RUN_ROOT = "runs"
 EXPORT_CONFIG_SUFFIX = ".yaml"
 
@@ -55,11 +57,21 @@ def run_dir_of(plain: dict[str, Any]) -> Path:
     return Path(run if run else Path(DEFAULT_RUN_ROOT) / str(plain.get("name", "run"))).expanduser()
 
 
-def _absolute_dirpaths(node: dict[str, Any], run_dir: Path) -> dict[str, Any]:
-    """Callback paths such as the seed's ``dirpath: pretrain_checkpoints`` live in the run."""
+def _checkpoint_dirpath(node: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """Checkpoint callbacks write inside the run's one checkpoint folder.
+
+    No ``dirpath`` (or ``checkpoints``): ``<run>/checkpoints``; another relative path (the
+    seed's ``pretrain_checkpoints``) a folder inside it; absolute paths are kept.
+    """
     out = dict(node)
-    if isinstance(out.get("dirpath"), str) and not os.path.isabs(out["dirpath"]):
-        out["dirpath"] = str(run_dir / out["dirpath"])
+    if "dirpath" not in out and str(out.get("_name_", "")).endswith("model_checkpoint"):
+        out["dirpath"] = None
+    dirpath = out.get("dirpath", "")
+    if dirpath is None or (isinstance(dirpath, str) and not os.path.isabs(dirpath)):
+        folder = run_dir / CHECKPOINT_DIR
+        if dirpath and Path(dirpath) != Path(CHECKPOINT_DIR):
+            folder = folder / dirpath
+        out["dirpath"] = str(folder)
     return out
 
 
@@ -69,25 +81,42 @@ def build_callbacks(plain: dict[str, Any], run_dir: Path) -> list[Any]:
     for key, node in (plain.get("callbacks") or {}).items():
         if node is None:
             continue
-        if isinstance(node, dict):
-            node = _absolute_dirpaths(node, run_dir)
+        if isinstance(node, dict) and "dirpath" in node or _is_model_checkpoint(node):
+            node = _checkpoint_dirpath(node if isinstance(node, dict) else {"_name_": node}, run_dir)
         callbacks.append(build("callbacks", node, path=f"callbacks.{key}"))
     callbacks += collect_callbacks(plain)
     return callbacks
 
 
-def build_trainer(plain: dict[str, Any], run_dir: Path, callbacks: list[Any], **extra: Any) -> Any:
-    """``lightning.Trainer`` from the ``trainer`` section (a ``strategy`` node is built)."""
+def _is_model_checkpoint(node: Any) -> bool:
+    name = node.get("_name_") if isinstance(node, dict) else node
+    return isinstance(name, str) and name.split(":")[-1].split("/")[-1] == "model_checkpoint"
+
+
+def build_trainer(plain: dict[str, Any], run_dir: Path, callbacks: list[Any],
+                  resume_step: int | None = None, **extra: Any) -> Any:
+    """``lightning.Trainer`` from the ``trainer`` section (a ``strategy`` node is built).
+
+    Checkpoints are written atomically; the CSV log appends to an earlier run's rows when
+    resuming (``resume_step``: the step of the checkpoint resumed from).
+    """
     from lightning.pytorch import Trainer
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from sce_core.checkpointing import AtomicCheckpointIO
+    from sce_core.run_dir import csv_logger
 
     kwargs = {k: v for k, v in dict(plain.get("trainer") or {}).items() if not k.startswith("_")}
     strategy = kwargs.get("strategy")
     if isinstance(strategy, dict):
         kwargs["strategy"] = build("strategies", strategy, path="trainer.strategy")
     if "logger" not in kwargs:
-        kwargs["logger"] = [CSVLogger(run_dir, name="", version="logs"),
+        kwargs["logger"] = [csv_logger(run_dir, resume_step),
                             TensorBoardLogger(run_dir, name="", version="tensorboard")]
+    plugins = kwargs.get("plugins") or []
+    plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
+    if not any(type(p).__name__.endswith("CheckpointIO") for p in plugins):
+        kwargs["plugins"] = [*plugins, AtomicCheckpointIO()]
     kwargs.setdefault("default_root_dir", str(run_dir))
     kwargs.update(extra)
     try:
@@ -102,7 +131,13 @@ def build_trainer(plain: dict[str, Any], run_dir: Path, callbacks: list[Any], **
 
 
 RUN_DIR_ENV = "SCE_RUN_DIR"
+RESUME_ENV = "SCE_RESUME_FROM"
 MULTI_PROCESS_ENV = ("LOCAL_RANK", "WORLD_SIZE", "SLURM_NTASKS")
+
+
+def _launched_rank() -> bool:
+    """A rank that Lightning started for this run (rank 0 chose the folder and checkpoint)."""
+    return bool(os.environ.get(RUN_DIR_ENV))
 
 
 def _one_of_several_processes() -> bool:
@@ -111,87 +146,117 @@ def _one_of_several_processes() -> bool:
                for k in MULTI_PROCESS_ENV)
 
 
-def fresh_run_dir(run_dir: Path, resume: Any) -> Path:
-    """The run folder, never the folder of an earlier run unless resuming (no data lost).
-
-    When ``run_dir`` already holds a run and no resume is asked for, ``<run_dir>-1``,
-    ``-2``, ... is used instead. Ranks started by a launcher use the folder rank 0 chose
-    (``SCE_RUN_DIR``) or, under torchrun/srun, the configured one as is.
-    """
-    chosen = os.environ.get(RUN_DIR_ENV)
-    if chosen:
-        return Path(chosen)
-    if find_resume_checkpoint_requested(resume) or _one_of_several_processes():
-        return run_dir
-    if not (run_dir / RESOLVED_CONFIG).exists():
-        return run_dir
-    index = 1
-    while (run_dir.parent / f"{run_dir.name}-{index}").exists():
-        index += 1
-    fresh = run_dir.parent / f"{run_dir.name}-{index}"
-    log.warning("run folder %s holds an earlier run; this run goes to %s (resume=auto continues "
-                "the earlier one)", run_dir, fresh)
-    return fresh
-
-
-def find_resume_checkpoint_requested(resume: Any) -> bool:
+def resume_requested(resume: Any) -> bool:
     """Whether the config asks to resume (``auto`` or a path)."""
     return resume not in (None, False, "", "none", "null")
 
 
-def find_resume_checkpoint(resume: Any, run_dir: Path) -> str | None:
-    """``resume=auto`` -> the run's last checkpoint if any; a path -> that path; else None."""
-    if not find_resume_checkpoint_requested(resume):
+def _resume_path(resume: Any) -> Path | None:
+    """``resume=<path>``: the checkpoint path (checked); ``auto``/none: None."""
+    if not resume_requested(resume) or resume in (True, "auto", "last"):
         return None
-    if resume in (True, "auto", "last"):
-        last = run_dir / CHECKPOINT_DIR / RESUME_CHECKPOINT
-        if last.is_file():
-            return str(last)
-        log.warning("resume=auto: no checkpoint at %s yet, starting from scratch", last)
-        return None
+    from sce_core.checkpointing import is_resumable
+
     path = Path(str(resume)).expanduser()
     if not path.is_file():
         raise SCEError(f"resume checkpoint '{path}' does not exist; give a .ckpt path or resume=auto")
-    return str(path)
+    if not is_resumable(path):
+        raise SCEError(f"resume checkpoint '{path}' is not a complete training checkpoint "
+                       f"(truncated, or written with save_weights_only); give another .ckpt")
+    return path
 
 
-def pretrain(config: str | Path, overrides: Sequence[str] = (), code_files: Sequence[str] = ()) -> Any:
-    """Run pretraining from a config; returns the fitted Lightning Trainer."""
-
-    trainer, model, datamodule, run_dir, plain = setup_run(config, overrides, code_files)
-    ckpt_path = find_resume_checkpoint(plain.get("resume"), run_dir)
-    previous = os.environ.get(RUN_DIR_ENV)
-    os.environ[RUN_DIR_ENV] = str(run_dir)  # ranks Lightning launches during fit use this folder
+def _inside(path: Path, folder: Path) -> bool:
     try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-    finally:
-        if previous is None:
-            os.environ.pop(RUN_DIR_ENV, None)
-        else:
-            os.environ[RUN_DIR_ENV] = previous
-    if not trainer.interrupted:
-        trainer.save_checkpoint(run_dir / CHECKPOINT_DIR / RESUME_CHECKPOINT)
-    if trainer.global_rank == 0:
-        print(f"sce: run folder {run_dir.resolve()} (config.yaml, logs/, tensorboard/, "
-              f"{CHECKPOINT_DIR}/{RESUME_CHECKPOINT}; plots: `sce plot {run_dir}`)")
-    return trainer
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False
 
 
-def setup_run(config: str | Path, overrides: Sequence[str] = (), code_files: Sequence[str] = ()
-              ) -> tuple[Any, Any, Any, Path, dict[str, Any]]:
+def choose_run(run_dir: Path, resume: Any) -> tuple[Path, Path | None]:
+    """The run folder (claimed) and the checkpoint to resume from (None: from scratch).
+
+    Without ``resume``, a new folder (``<run>-N`` when ``<run>`` is taken). ``resume=auto``:
+    the run's own folder and its newest complete checkpoint. ``resume=<path>``: the run's own
+    folder when the path lies in it, else a new folder (never another run's).
+    """
+    from sce_core.checkpointing import newest_checkpoint
+    from sce_core.run_dir import claim_run_dir, is_run_dir, own_run_dir
+
+    if _launched_rank():
+        chosen = os.environ.get(RESUME_ENV)
+        return Path(os.environ[RUN_DIR_ENV]), Path(chosen) if chosen else None
+    path = _resume_path(resume)
+    if _one_of_several_processes():  # torchrun/srun: every rank uses the configured folder
+        if resume in (True, "auto", "last"):
+            path = newest_checkpoint(run_dir / CHECKPOINT_DIR)
+        return run_dir, path
+    if path is not None:
+        own = _inside(path, run_dir) and (is_run_dir(run_dir) or (run_dir / RESOLVED_CONFIG).is_file())
+        return (run_dir if own else claim_run_dir(run_dir)), path
+    if resume_requested(resume):
+        run_dir = own_run_dir(run_dir)
+        found = newest_checkpoint(run_dir / CHECKPOINT_DIR)
+        if found is None:
+            log.warning("resume=auto: no checkpoint in %s yet, starting from scratch",
+                        run_dir / CHECKPOINT_DIR)
+        return run_dir, found
+    return claim_run_dir(run_dir), None
+
+
+def _save_run_config(resolved: Any, run_dir: Path) -> None:
+    """Write ``config.yaml``; a resumed run with another config keeps the earlier one aside."""
+    from omegaconf import OmegaConf
+
+    target = run_dir / RESOLVED_CONFIG
+    if target.is_file() and target.read_text() != OmegaConf.to_yaml(resolved):
+        index = 1
+        while (run_dir / f"config.before-resume-{index}.yaml").exists():
+            index += 1
+        os.replace(target, run_dir / f"config.before-resume-{index}.yaml")
+    save_config(resolved, target)
+
+
+class RunSetup(NamedTuple):
+    """What :func:`setup_run` built."""
+
+    trainer: Any
+    model: Any
+    datamodule: Any
+    run_dir: Path
+    plain: dict[str, Any]
+    resume_from: Path | None
+    stop: Any
+
+
+def _checkpoint_options(plain: dict[str, Any]) -> dict[str, Any]:
+    options = dict(plain.get("checkpoint") or {})
+    return {"every_n_steps": options.get("every_n_steps"),
+            "every_minutes": options.get("every_minutes", DEFAULT_CHECKPOINT_MINUTES)}
+
+
+def setup_run(config: str | Path, overrides: Sequence[str] = (), code_files: Sequence[str] = (),
+              stop: Any = None) -> RunSetup:
     """Validate, resolve and save the config, seed, then build datamodule, model and Trainer."""
+    import torch
     from lightning.pytorch import seed_everything
 
-    from sce_core.run_callbacks import ConfigInCheckpoint, PreemptionCheckpoint, RNGStateCallback
+    from sce_core.checkpointing import RunCheckpoint
+    from sce_core.run_callbacks import ConfigInCheckpoint, RNGStateCallback
+    from sce_core.stop import LightningSignals, StopRequest
 
+    stop = stop if stop is not None else StopRequest()
     resolved, plain = prepare(config, overrides)
-    run_dir = fresh_run_dir(run_dir_of(plain), plain.get("resume"))
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir, resume_from = choose_run(run_dir_of(plain), plain.get("resume"))
     if "dir" in resolved and resolved.dir.get("run") not in (None, str(run_dir)):
         resolved.dir.run = str(run_dir)
     if code_files:
         resolved.code = [str(Path(p).resolve()) for p in code_files]
-    save_config(resolved, run_dir / RESOLVED_CONFIG)
+    if not _launched_rank():
+        _save_run_config(resolved, run_dir)
+    if resume_from is not None and not _launched_rank():
+        print(f"sce: resuming from {resume_from}", flush=True)
     seed = dict(plain.get("seed") or {})
     if "seed" in seed:
         seed_everything(seed["seed"], workers=bool(seed.get("workers", True)))
@@ -199,24 +264,91 @@ def setup_run(config: str | Path, overrides: Sequence[str] = (), code_files: Seq
     model = build("models", plain["model"], path="model")
     callbacks = build_callbacks(plain, run_dir)
     callbacks += [RNGStateCallback(), ConfigInCheckpoint(plain),
-                  PreemptionCheckpoint(run_dir / CHECKPOINT_DIR / RESUME_CHECKPOINT)]
-    trainer = build_trainer(plain, run_dir, callbacks)
-    return trainer, model, datamodule, run_dir, plain
+                  RunCheckpoint(run_dir / CHECKPOINT_DIR, stop, **_checkpoint_options(plain))]
+    resume_step = None
+    if resume_from is not None:
+        resume_step = int(torch.load(resume_from, map_location="cpu", weights_only=True,
+                                     mmap=True).get("global_step", 0))
+    trainer = build_trainer(plain, run_dir, callbacks, resume_step=resume_step)
+    trainer._signal_connector = LightningSignals(stop)
+    return RunSetup(trainer, model, datamodule, run_dir, plain, resume_from, stop)
+
+
+@contextmanager
+def _ranks_use(run: RunSetup) -> Iterator[None]:
+    """Ranks Lightning launches during fit use this run's folder and checkpoint."""
+    saved = {k: os.environ.get(k) for k in (RUN_DIR_ENV, RESUME_ENV)}
+    os.environ[RUN_DIR_ENV] = str(run.run_dir)
+    os.environ[RESUME_ENV] = str(run.resume_from or "")
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _fit(run: RunSetup, **kwargs: Any) -> None:
+    """``trainer.fit``; a stop signal ends it with :class:`RunInterrupted` after the save."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    try:
+        with _ranks_use(run):
+            run.trainer.fit(run.model, datamodule=run.datamodule, weights_only=True, **kwargs)
+    except SIGTERMException:
+        if not run.stop.confirmed:
+            raise
+        raise RunInterrupted(f"stopped by a signal; saved {run.run_dir / CHECKPOINT_DIR / RESUME_CHECKPOINT} "
+                             f"(restart the same command with resume=auto)", run.stop.exit_code) from None
+
+
+def pretrain(config: str | Path, overrides: Sequence[str] = (), code_files: Sequence[str] = ()) -> Any:
+    """Run pretraining from a config; returns the fitted Lightning Trainer.
+
+    A stop signal (SIGTERM) saves the run's checkpoint and raises
+    :class:`~sce_core.errors.RunInterrupted` (``sce`` exits 143).
+    """
+    from sce_core.stop import StopRequest
+
+    stop = StopRequest()
+    with stop.installed():
+        run = setup_run(config, overrides, code_files, stop=stop)
+        _fit(run, ckpt_path=str(run.resume_from) if run.resume_from else None)
+        trainer = run.trainer
+        if not trainer.interrupted:
+            trainer.save_checkpoint(run.run_dir / CHECKPOINT_DIR / RESUME_CHECKPOINT)
+        if trainer.global_rank == 0:
+            print(f"sce: run folder {run.run_dir.resolve()} (config.yaml, logs/, tensorboard/, "
+                  f"{CHECKPOINT_DIR}/{RESUME_CHECKPOINT}; plots: `sce plot {run.run_dir}`)")
+        if stop.requested:
+            raise RunInterrupted("stopped by a signal after training ended; the run's checkpoint "
+                                 "is complete", stop.exit_code)
+    return trainer
 
 
 def evaluate(protocol: str, config: str | Path, overrides: Sequence[str] = (),
              code_files: Sequence[str] = ()) -> Any:
     """Linear or kNN evaluation of a pretrained trunk (``sce evaluate linear|knn``)."""
-    trainer, model, datamodule, run_dir, _plain = setup_run(config, overrides, code_files)
-    ckpt_path = None
-    if protocol == "linear":
-        trainer.fit(model, datamodule=datamodule)
-        best = getattr(trainer.checkpoint_callback, "best_model_path", "")
-        if best and getattr(trainer.checkpoint_callback, "monitor", None):
-            ckpt_path = "best"  # spec 6.5: the best validation checkpoint is tested
-    results = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from sce_core.stop import StopRequest
+
+    stop = StopRequest()
+    with stop.installed():
+        run = setup_run(config, overrides, code_files, stop=stop)
+        trainer = run.trainer
+        ckpt_path = None
+        if protocol == "linear":
+            _fit(run, ckpt_path=str(run.resume_from) if run.resume_from else None)
+            best = [c for c in trainer.checkpoint_callbacks
+                    if isinstance(c, ModelCheckpoint) and c.monitor and c.best_model_path]
+            if best:
+                ckpt_path = best[0].best_model_path  # spec 6.5: the best validation checkpoint is tested
+        results = trainer.test(run.model, datamodule=run.datamodule, ckpt_path=ckpt_path, weights_only=True)
     if trainer.global_rank == 0:
-        print(f"sce: {protocol} evaluation results {results} (run folder {run_dir.resolve()})")
+        print(f"sce: {protocol} evaluation results {results} (run folder {run.run_dir.resolve()})")
     return results
 
 

@@ -66,11 +66,11 @@ class StopAfterFirstEpoch(Callback):
 def test_resume_continues_exactly(cache, tmp_path):
     run_tiny(tmp_path / "a")
     # the interrupted run: same config (2 epochs, same schedules), stopped after epoch 0
-    trainer, model, datamodule, run_dir, _ = setup_run("demo", [*TINY, f"dir.root={tmp_path / 'b'}"])
-    trainer.callbacks.append(StopAfterFirstEpoch())
-    trainer.fit(model, datamodule=datamodule)
-    assert trainer.current_epoch == 1
-    trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    run = setup_run("demo", [*TINY, f"dir.root={tmp_path / 'b'}"])
+    run.trainer.callbacks.append(StopAfterFirstEpoch())
+    run.trainer.fit(run.model, datamodule=run.datamodule)
+    assert run.trainer.current_epoch == 1
+    run.trainer.save_checkpoint(run.run_dir / "checkpoints" / "last.ckpt")
     first_half = online_state(tmp_path / "b" / "demo" / "checkpoints" / "last.ckpt")
     run_tiny(tmp_path / "b", "resume=auto")
     full = online_state(tmp_path / "a" / "demo" / "checkpoints" / "last.ckpt")

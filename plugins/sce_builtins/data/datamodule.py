@@ -46,7 +46,7 @@ from sce_builtins.data.collate import resolve_collate
 from sce_builtins.data.dataset import VideoDataset
 from sce_builtins.data.health import BAD_DATA_KEY, DataHealth, DataPathError
 from sce_builtins.data.options import SplitOptions
-from sce_builtins.data.samplers import EpochDistributedSampler
+from sce_builtins.data.samplers import EpochDistributedSampler, ResumableDataLoader
 from sce_builtins.data.types import VideoRecord
 from sce_core.errors import ConfigError, Issue
 from sce_core.slots import Component
@@ -311,7 +311,9 @@ class VideoDataModule(LightningDataModule):
         # A private generator: starting an epoch (worker base seeds) must not draw from the
         # global torch RNG, whose state a resumed run restores (exact resume).
         generator = torch.Generator().manual_seed(self.seed + rank)
-        return DataLoader(
+        if train:  # Lightning saves its position: a resumed run continues mid-epoch exactly
+            kwargs["progress"] = self._train_batches_done
+        return (ResumableDataLoader if train else DataLoader)(
             dataset,
             batch_size=batch,
             sampler=sampler,
@@ -323,6 +325,13 @@ class VideoDataModule(LightningDataModule):
             **loader,
             **kwargs,
         )
+
+    def _train_batches_done(self) -> int:
+        """Training batches of the current epoch the Trainer has processed (0 without one)."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 0
+        return int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
 
     def _check_batch_fits(self, split: str, cfg: Mapping[str, Any], size: int, world: int) -> None:
         """With ``drop_last``, a batch larger than a device's share of the split yields no batch."""

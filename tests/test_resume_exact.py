@@ -1,0 +1,113 @@
+"""Preemption-safe exact resume through the real `sce pretrain` command.
+
+A run gets a real SIGTERM from outside at a known optimizer step (every rank, as SLURM sends
+it), must exit 143 after saving, and the same command with resume=auto must end with the same
+weights, optimizer state, queue and logged metrics as an uninterrupted run, bit for bit.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from tiny_demo import TINY
+
+STOP_HELPER = Path(__file__).parent / "data" / "stop_at_step.py"
+TIMED_COLUMNS = ("throughput", "clips_per_s", "time")
+
+
+@pytest.fixture
+def cache(tmp_path_factory, monkeypatch):
+    path = tmp_path_factory.getbasetemp() / "shared-cache"
+    monkeypatch.setenv("SCE_CACHE_DIR", str(path))
+    return path
+
+
+def sce(*args: str, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "sce_core.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})})
+
+
+def finish(proc: subprocess.Popen, timeout: float = 400) -> str:
+    out, _ = proc.communicate(timeout=timeout)
+    return out
+
+
+def run_stopped_at(step: int, root: Path, args: list[str], ranks: int) -> tuple[int, str, float]:
+    """Start a run, SIGTERM every rank once it reached ``step``; (exit code, output, seconds
+    from the signal to the exit)."""
+    markers = root / "markers"
+    proc = sce("pretrain", "demo", *args, f"dir.root={root}", "--code", str(STOP_HELPER),
+               env={"SCE_TEST_STOP_STEP": str(step), "SCE_TEST_MARKERS": str(markers)})
+    deadline = time.monotonic() + 300
+    while len(list(markers.glob("rank*"))) < ranks:
+        assert proc.poll() is None, proc.communicate()[0][-3000:]
+        assert time.monotonic() < deadline, "the run never reached the stop step"
+        time.sleep(0.1)
+    for marker in markers.glob("rank*"):
+        os.kill(int(marker.read_text()), signal.SIGTERM)
+    sent = time.monotonic()
+    out = finish(proc, timeout=120)
+    return proc.returncode, out, time.monotonic() - sent
+
+
+def flat(obj, prefix=""):
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            yield from flat(value, f"{prefix}.{key}")
+    elif isinstance(obj, (list, tuple)):
+        for i, value in enumerate(obj):
+            yield from flat(value, f"{prefix}[{i}]")
+    else:
+        yield prefix, obj
+
+
+def assert_same_training_state(a: Path, b: Path) -> None:
+    ckpt_a = torch.load(a / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    ckpt_b = torch.load(b / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt_a["global_step"] == ckpt_b["global_step"]
+    assert ckpt_a["state_dict"].keys() == ckpt_b["state_dict"].keys()
+    different = [k for k, v in ckpt_a["state_dict"].items() if not torch.equal(v, ckpt_b["state_dict"][k])]
+    assert different == []
+    assert any(k.startswith("queue.") for k in ckpt_a["state_dict"])
+    opt_a, opt_b = dict(flat(ckpt_a["optimizer_states"])), dict(flat(ckpt_b["optimizer_states"]))
+    assert opt_a.keys() == opt_b.keys()
+    for key, value in opt_a.items():
+        other = opt_b[key]
+        assert torch.equal(value, other) if torch.is_tensor(value) else value == other, key
+
+
+def metric_rows(run: Path) -> list[dict[str, str]]:
+    with (run / "logs" / "metrics.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    return [{k: v for k, v in row.items() if not any(t in k for t in TIMED_COLUMNS)} for row in rows]
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("step", [2, 4], ids=["mid-epoch-0", "mid-epoch-1"])
+def test_sigterm_then_resume_auto_is_bit_exact_on_one_process(cache, tmp_path, step):
+    args = [*TINY, "trainer.log_every_n_steps=1"]
+    full = sce("pretrain", "demo", *args, f"dir.root={tmp_path / 'full'}")
+    assert full.wait(timeout=400) == 0, finish(full)[-3000:]
+
+    code, out, _ = run_stopped_at(step, tmp_path / "cut", args, ranks=1)
+    assert code == 143, out[-3000:]
+    assert f"saved {tmp_path / 'cut' / 'demo' / 'checkpoints' / 'last.ckpt'} at step {step}" in out
+    saved = torch.load(tmp_path / "cut" / "demo" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert saved["global_step"] == step
+
+    resumed = sce("pretrain", "demo", *args, f"dir.root={tmp_path / 'cut'}", "resume=auto")
+    out = finish(resumed)
+    assert resumed.returncode == 0, out[-3000:]
+    assert f"resuming from {tmp_path / 'cut' / 'demo' / 'checkpoints' / 'last.ckpt'}" in out
+    assert_same_training_state(tmp_path / "full" / "demo", tmp_path / "cut" / "demo")
+    full_rows = metric_rows(tmp_path / "full" / "demo")
+    assert any(r.get("pretrain/loss_epoch") for r in full_rows)
+    assert metric_rows(tmp_path / "cut" / "demo") == full_rows
