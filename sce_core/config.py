@@ -146,29 +146,65 @@ def merge_configs(base: DictConfig, over: DictConfig) -> DictConfig:
     return OmegaConf.merge(base, over)  # type: ignore[return-value]
 
 
-def parse_overrides(overrides: Iterable[str]) -> list[tuple[str, str]]:
-    """Split ``key=value`` strings; a malformed one is a one-line error."""
-    pairs = []
+DELETE_PREFIX = "~"
+ADD_PREFIX = "+"
+MISSING = "???"
+
+
+def parse_overrides(overrides: Iterable[str]) -> list[tuple[str, str | None]]:
+    """``key=value`` -> ``(key, value)``; ``~key`` (or ``~key=``) -> ``(~key, None)``.
+
+    A malformed override, or one that sets the mandatory marker ``???``, is a one-line error.
+    """
+    pairs: list[tuple[str, str | None]] = []
     for item in overrides:
         key, sep, value = item.partition("=")
-        key = key.lstrip("+")
+        key = key.strip().lstrip(ADD_PREFIX)
+        if key.startswith(DELETE_PREFIX) and len(key) > 1:
+            pairs.append((key, None))
+            continue
         if not sep or not key:
-            raise ConfigError(f"override '{item}' is not of the form key=value (e.g. seed.seed=42)")
+            raise ConfigError(f"override '{item}' is not of the form key=value (e.g. seed.seed=42; "
+                              f"~key deletes a key)")
+        if value.strip() == MISSING:
+            raise ConfigError(Issue(key, f"override '{item}' sets the mandatory marker '???'; give "
+                                         f"the value itself ({key}=...) or delete the key (~{key})"))
         pairs.append((key, value))
     return pairs
 
 
+def _parse_value(value: str) -> Any:
+    """An override's value as YAML, interpolations kept as written (they resolve in the
+    composed config: ``dir.exp=${dir.root}_x``)."""
+    if value == "":
+        return ""
+    return OmegaConf.to_container(OmegaConf.from_dotlist([f"x={value}"]), resolve=False)["x"]
+
+
+def _delete(cfg: DictConfig, key: str) -> None:
+    parent_key, _, leaf = key.rpartition(".")
+    parent = OmegaConf.select(cfg, parent_key, throw_on_missing=False) if parent_key else cfg
+    if not isinstance(parent, DictConfig) or leaf not in parent:
+        options = [str(k) for k in parent.keys()] if isinstance(parent, DictConfig) else []
+        close = difflib.get_close_matches(leaf, options, n=1, cutoff=0.5)
+        hint = f"; did you mean '{join_key(parent_key, close[0])}'?" if close else ""
+        raise ConfigError(Issue(key, f"cannot delete '{key}': the config has no such key{hint}"))
+    parent.pop(leaf)
+
+
+def join_key(parent: str, key: str) -> str:
+    """``a.b`` + ``c`` -> ``a.b.c``."""
+    return f"{parent}.{key}" if parent else key
+
+
 def apply_overrides(cfg: DictConfig, overrides: Iterable[str]) -> DictConfig:
-    """Apply dotlist overrides (values parsed as YAML, ``null`` deletes nothing but sets None)."""
+    """Apply dotlist overrides in the context of the composed config: values are YAML whose
+    interpolations refer to the whole config, ``~key`` deletes a key, ``null`` sets None."""
     for key, value in parse_overrides(overrides):
-        parsed = OmegaConf.from_dotlist([f"x={value}"]).x if value != "" else ""
-        if key.startswith("~"):
-            parent, _, leaf = key[1:].rpartition(".")
-            node = OmegaConf.select(cfg, parent) if parent else cfg
-            if isinstance(node, DictConfig) and leaf in node:
-                node.pop(leaf)
-            continue
-        OmegaConf.update(cfg, key, parsed, merge=False, force_add=True)
+        if value is None:
+            _delete(cfg, key[len(DELETE_PREFIX):])
+        else:
+            OmegaConf.update(cfg, key, _parse_value(value), merge=False, force_add=True)
     return cfg
 
 
@@ -227,9 +263,17 @@ def to_plain(cfg: Any) -> Any:
     try:
         return OmegaConf.to_container(cfg, resolve=True)
     except Exception as exc:  # noqa: BLE001 - interpolation errors carry their own key
-        key = getattr(exc, "full_key", "") or ""
-        msg = str(exc).splitlines()[0]
-        raise ConfigError([Issue(str(key), f"cannot resolve: {msg}")]) from exc
+        raise ConfigError([interpolation_issue(exc)]) from exc
+
+
+def interpolation_issue(exc: Exception) -> Issue:
+    """A failed interpolation as one :class:`Issue` at its key (a cycle is named as one)."""
+    key = str(getattr(exc, "full_key", "") or "")
+    msg = str(exc).splitlines()[0]
+    if "Recursive interpolation" in msg or isinstance(exc, RecursionError):
+        return Issue(key, "interpolation cycle: this value refers back to itself through "
+                          "other keys; replace one of the interpolations by a value")
+    return Issue(key, f"cannot resolve interpolation: {msg}")
 
 
 def save_config(cfg: Any, path: Path) -> Path:

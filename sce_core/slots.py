@@ -40,9 +40,12 @@ def ComponentList(kind: str) -> Any:  # noqa: N802
     return Annotated[list, Slot(kind, many=True)]
 
 
-def Factory(kind: str) -> Any:  # noqa: N802
-    """A parameter receiving a :class:`sce_core.build.NodeFactory`: call it with runtime kwargs."""
-    return Annotated[Any, Slot(kind, lazy=True)]
+def Factory(kind: str, *, args_param: str | None = None) -> Any:  # noqa: N802
+    """A parameter receiving a :class:`sce_core.build.NodeFactory`: call it with runtime kwargs.
+
+    ``args_param`` as for :func:`Component` (the optimizer factory's ``name`` + ``params``).
+    """
+    return Annotated[Any, Slot(kind, lazy=True, args_param=args_param)]
 
 
 def slot_of(annotation: Any) -> Slot | None:

@@ -53,7 +53,7 @@ def _resolved(cfg: Any, validator: Validator) -> Any:
     missing one carry a marker instead of aborting the whole check)."""
     from omegaconf import DictConfig, OmegaConf
 
-    from sce_core.config import missing_paths
+    from sce_core.config import interpolation_issue, missing_paths
 
     if not isinstance(cfg, DictConfig):
         return to_plain_node(cfg)
@@ -65,8 +65,8 @@ def _resolved(cfg: Any, validator: Validator) -> Any:
         plain = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
         return _restore_missing(plain, missing)
     except Exception as exc:  # noqa: BLE001 - report the failing interpolation as an issue
-        key = str(getattr(exc, "full_key", "") or "")
-        validator.add(key, f"cannot resolve interpolation: {str(exc).splitlines()[0]}")
+        issue = interpolation_issue(exc)
+        validator.add(issue.path, issue.message)
         return None
 
 

@@ -47,7 +47,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypedDict
 
 import torch
 import torch.nn.functional as F
@@ -65,11 +65,22 @@ from sce_builtins.models.shuffle_bn import (
 )
 from sce_builtins.optim.value_schedule import scheduler_value
 from sce_builtins.transforms.stage import transform_batch
+from sce_core.constraints import NonNegative, Positive, Range, UnitInterval
 from sce_core.slots import Component, Factory
 
 _NAME = "sce"
 _MOMENTUM_KINDS = ("constant", "cosine", "cosine_epoch")
 _VALUE_KINDS = ("linear", "cosine")
+
+
+class QueueOptions(TypedDict):
+    """queue options"""
+
+    size: Annotated[int, Positive]
+    feature_dim: Annotated[int, Positive]
+
+
+Temperature = Annotated[float, Range(gt=0)]
 
 
 def _err(msg: str) -> ValueError:
@@ -143,30 +154,30 @@ class SCEModel(LightningModule):
         val_transform: Component("transforms") = None,  # type: ignore[valid-type]
         test_transform: Component("transforms") = None,  # type: ignore[valid-type]
         loss: Component("losses") = None,  # type: ignore[valid-type]
-        coeff: float = 0.5,
-        final_scheduler_coeff: float = 0.0,
-        initial_momentum: float = 0.999,
+        coeff: Annotated[float, UnitInterval] = 0.5,
+        final_scheduler_coeff: Annotated[float, UnitInterval] = 0.0,
+        initial_momentum: Annotated[float, UnitInterval] = 0.999,
         scheduler_momentum: Literal["constant", "cosine", "cosine_epoch"] = "constant",
         mutual_pass: bool = False,
         normalize_outputs: bool = True,
         num_devices: int = -1,
-        num_global_crops: int = 2,
-        num_local_crops: int = 0,
+        num_global_crops: Annotated[int, Positive] = 2,
+        num_local_crops: Annotated[int, NonNegative] = 0,
         num_splits: int = 0,
         num_splits_per_combination: int = 2,
         per_rank_seed: bool = True,
-        queue: Mapping[str, int] | None = None,
+        queue: QueueOptions | None = None,
         scheduler_coeff: Literal["linear", "cosine"] | None = None,
-        simulate_n_devices: int = 8,
+        simulate_n_devices: Annotated[int, Positive] = 8,
         shuffle_bn: bool = False,
-        start_warmup_coeff: float = 1.0,
-        start_warmup_temp_m: float = 0.05,
+        start_warmup_coeff: Annotated[float, UnitInterval] = 1.0,
+        start_warmup_temp_m: Temperature = 0.05,
         sym: bool = False,
-        temp: float = 0.1,
-        temp_m: float = 0.05,
+        temp: Temperature = 0.1,
+        temp_m: Temperature = 0.05,
         use_keys: bool = False,
-        warmup_epoch_coeff: int = 0,
-        warmup_epoch_temp_m: int = 0,
+        warmup_epoch_coeff: Annotated[int, NonNegative] = 0,
+        warmup_epoch_temp_m: Annotated[int, NonNegative] = 0,
         warmup_scheduler_coeff: Literal["linear", "cosine"] | None = "linear",
         warmup_scheduler_temp_m: Literal["linear", "cosine"] | None = "cosine",
     ) -> None:

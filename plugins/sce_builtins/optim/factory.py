@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from torch import nn
 
 from sce_builtins.optim._build import build_node
 from sce_builtins.optim.param_groups import build_param_groups
+from sce_core.constraints import Positive, Range
 from sce_core.slots import Factory
 
 _NAME = "optimizer_factory"
@@ -41,9 +42,11 @@ def scale_learning_rate(
     raise ValueError(f"{_NAME}: unknown scaler {scaler!r}; use 'linear', 'sqrt', 'none' or null.")
 
 
-def _build_optimizer(name: str, params: Mapping[str, Any], groups: list, lr: float) -> Any:
-    if name == _NAME:
+def _build_optimizer(name: Any, params: Mapping[str, Any], groups: list, lr: float) -> Any:
+    if getattr(name, "name", name) == _NAME:
         raise ValueError(f"{_NAME}: name must be an optimizer such as 'lars' or 'sgd', not itself.")
+    if not isinstance(name, str):  # the config's `name` + `params`, validated with it by the core
+        return name(params=groups, lr=lr)
     node = {"_name_": name, **dict(params), "lr": lr}
     return build_node("optimizers", node, "optimizer", params=groups)
 
@@ -59,13 +62,13 @@ def _scheduler_dict(built: Any) -> dict[str, Any]:
 
 
 def optimizer_factory(
-    name: str,
+    name: Factory("optimizers", args_param="params"),  # type: ignore[valid-type]
     model: nn.Module,
     num_steps_per_epoch: int,
     global_batch_size: int | None = None,
     params: Mapping[str, Any] | None = None,
-    batch_size: int | None = None,
-    initial_lr: float = 0.1,
+    batch_size: Annotated[int, Positive] | None = None,
+    initial_lr: Annotated[float, Range(ge=0)] = 0.1,
     scaler: Scaler | None = None,
     layer_decay_lr: float | None = None,
     exclude_wd_norm: bool = False,
@@ -83,7 +86,8 @@ def optimizer_factory(
     "interval": "step" | "epoch", "frequency": 1}}``.
 
     Args:
-        name: optimizer registry name (``lars``, ``sgd``, ``adam``, ``adamw``, ...).
+        name: optimizer registry name (``lars``, ``sgd``, ``adam``, ``adamw``, ...); the
+            config checks ``params`` against that optimizer's parameters.
         model: module to optimise (given at build time).
         num_steps_per_epoch: optimizer steps per epoch (given at build time).
         global_batch_size: global batch size, used when ``batch_size`` is null (build time).

@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, MultiStepLR
 
 from sce_builtins.optim._build import build_node
 from sce_builtins.optim.param_groups import LAYER_DECAY_KEY, LR_SCALE_KEY
+from sce_core.constraints import Range
+from sce_core.slots import Factory
 
 _RUNTIME = ("optimizer", "num_steps_per_epoch")
 
@@ -99,10 +101,10 @@ class LinearWarmupCosineAnnealingLR(LRScheduler):
 def linear_warmup_cosine_annealing_lr(
     optimizer: Optimizer,
     num_steps_per_epoch: int,
-    warmup_epochs: int | float,
-    max_epochs: int | float,
-    warmup_start_lr: float = 0.0,
-    eta_min: float = 0.0,
+    warmup_epochs: Annotated[float, Range(ge=0)],
+    max_epochs: Annotated[float, Range(gt=0)],
+    warmup_start_lr: Annotated[float, Range(ge=0)] = 0.0,
+    eta_min: Annotated[float, Range(ge=0)] = 0.0,
 ) -> LinearWarmupCosineAnnealingLR:
     """Linear warm-up then cosine annealing, lengths in epochs (spec 4.3).
 
@@ -156,7 +158,7 @@ def multi_step_lr(
 
 
 def scheduler_factory(
-    name: str,
+    name: Factory("schedulers", args_param="params"),  # type: ignore[valid-type]
     optimizer: Optimizer,
     num_steps_per_epoch: int,
     params: Mapping[str, Any] | None = None,
@@ -168,7 +170,8 @@ def scheduler_factory(
     lengths are converted with the steps per epoch; with ``epoch`` it is stepped once per epoch.
 
     Args:
-        name: scheduler registry name (``linear_warmup_cosine_annealing_lr``, ...).
+        name: scheduler registry name (``linear_warmup_cosine_annealing_lr``, ...); the config
+            checks ``params`` against that scheduler's parameters.
         optimizer: the wrapped optimizer (given at build time).
         num_steps_per_epoch: optimizer steps per epoch (given at build time).
         params: the scheduler's arguments.
@@ -176,13 +179,16 @@ def scheduler_factory(
     """
     if interval not in ("step", "epoch"):
         raise ValueError(f"scheduler_factory: interval must be 'step' or 'epoch', got {interval!r}.")
-    if name == "scheduler_factory":
+    if getattr(name, "name", name) == "scheduler_factory":
         raise ValueError("scheduler_factory: name must be a scheduler, not scheduler_factory.")
     steps = num_steps_per_epoch if interval == "step" else 1
-    node = {"_name_": name, **dict(params or {})}
-    scheduler = build_node(
-        "schedulers", node, "scheduler", optimizer=optimizer, num_steps_per_epoch=steps
-    )
+    if isinstance(name, str):
+        node = {"_name_": name, **dict(params or {})}
+        scheduler = build_node(
+            "schedulers", node, "scheduler", optimizer=optimizer, num_steps_per_epoch=steps
+        )
+    else:  # the config's `name` + `params`, validated with it by the core
+        scheduler = name(optimizer=optimizer, num_steps_per_epoch=steps)
     return {"scheduler": scheduler, "interval": interval, "frequency": 1}
 
 
