@@ -111,3 +111,38 @@ def test_sigterm_then_resume_auto_is_bit_exact_on_one_process(cache, tmp_path, s
     full_rows = metric_rows(tmp_path / "full" / "demo")
     assert any(r.get("pretrain/loss_epoch") for r in full_rows)
     assert metric_rows(tmp_path / "cut" / "demo") == full_rows
+
+
+DDP = ["trainer.devices=2", "trainer.strategy=ddp"]
+
+
+@pytest.mark.timeout(900)
+def test_sigterm_to_both_ddp_ranks_exits_promptly_and_resume_is_bit_exact(cache, tmp_path):
+    args = [*TINY, "trainer.log_every_n_steps=1", *DDP]
+    full = sce("pretrain", "demo", *args, f"dir.root={tmp_path / 'full'}")
+    assert full.wait(timeout=600) == 0, finish(full)[-3000:]
+
+    code, out, seconds = run_stopped_at(4, tmp_path / "cut", args, ranks=2)
+    assert code == 143, out[-3000:]
+    assert seconds < 60, f"the ranks took {seconds:.0f} s to exit after SIGTERM"
+    saved = torch.load(tmp_path / "cut" / "demo" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert saved["global_step"] == 4
+    assert len(saved["callbacks"]["RNGStateCallback"]["ranks"]) == 2
+
+    resumed = sce("pretrain", "demo", *args, f"dir.root={tmp_path / 'cut'}", "resume=auto")
+    out = finish(resumed, timeout=600)
+    assert resumed.returncode == 0, out[-3000:]
+    assert_same_training_state(tmp_path / "full" / "demo", tmp_path / "cut" / "demo")
+    assert metric_rows(tmp_path / "cut" / "demo") == metric_rows(tmp_path / "full" / "demo")
+
+
+@pytest.mark.timeout(900)
+def test_mid_epoch_resume_with_loader_workers_is_bit_exact(cache, tmp_path):
+    args = [*TINY, "datamodule.train.loader.num_workers=2", "trainer.max_epochs=3"]
+    full = sce("pretrain", "demo", *args, f"dir.root={tmp_path / 'full'}")
+    assert full.wait(timeout=600) == 0, finish(full)[-3000:]
+    code, out, _ = run_stopped_at(5, tmp_path / "cut", args, ranks=1)
+    assert code == 143, out[-3000:]
+    resumed = sce("pretrain", "demo", *args, f"dir.root={tmp_path / 'cut'}", "resume=auto")
+    assert resumed.wait(timeout=600) == 0, finish(resumed)[-3000:]
+    assert_same_training_state(tmp_path / "full" / "demo", tmp_path / "cut" / "demo")
