@@ -124,6 +124,13 @@ class SeedOptions(TypedDict, total=False):
     workers: bool
 
 
+class CheckpointOptions(TypedDict, total=False):
+    """checkpoint options (<run>/checkpoints/last.ckpt is also written at every epoch end)"""
+
+    every_n_steps: typing.Annotated[int | None, Range(ge=1)]
+    every_minutes: typing.Annotated[float | None, Range(gt=0)]
+
+
 # Lightning 1 Trainer arguments and what Lightning 2 uses instead.
 LIGHTNING1_TRAINER_ARGS = {
     "gpus": "Lightning 2 uses `devices` (with `accelerator`): write trainer.devices=-1 "
@@ -196,6 +203,7 @@ SECTIONS: dict[str, Section] = {
     "trainer": Section(trainer_options),
     "callbacks": Section(ManySlot(ComponentSlot("callbacks"))),
     "seed": Section(options_of(SeedOptions)),
+    "checkpoint": Section(options_of(CheckpointOptions)),
     "dir": Section(ValueSlot(Mapping[str, Any])),
     "resume": Section(ValueSlot(Union[str, bool, None])),
     "code": Section(ValueSlot(Union[list[str], str, None])),
