@@ -123,3 +123,17 @@ def test_component_with_another_name_replaces_the_earlier_node(tmp_path):
     cfg = OmegaConf.to_container(sce_core.load_config(cfg_path))
     assert cfg["model"]["trunk"] == {"_name_": "small_trunk", "channels": 3}
     assert cfg["model"]["head"] == {"_name_": "mlp", "input_dim": 16}
+
+
+def test_overrides_resolve_in_the_composed_config(recipe):
+    cfg = sce_core.load_config(recipe, ["dir.data=/d", "dir.exp=${dir.root}_x", "~seed", "~trainer.accelerator="])
+    assert cfg.dir.exp == "/out_x" and cfg.dir.run == "/out//out_x"
+    assert "seed" not in cfg and "accelerator" not in cfg.trainer
+    with pytest.raises(ConfigError, match=r"^seed.seed: override 'seed.seed=\?\?\?' sets the mandatory"):
+        sce_core.load_config(recipe, ["seed.seed=???"])
+    with pytest.raises(ConfigError, match="cannot delete 'model.tmp'.*did you mean 'model.temp'"):
+        sce_core.load_config(recipe, ["~model.tmp"])
+    with toys():
+        cfg = sce_core.load_config(recipe, ["dir.data=${dir.exp}", "dir.exp=${dir.data}"])
+        issues = sce_core.validate_config(cfg, hooks=False)
+    assert len(issues) == 1 and issues[0].path.startswith("dir.") and "interpolation cycle" in issues[0].message
