@@ -69,6 +69,31 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         atomic_torch_save(checkpoint, path)
 
 
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Delete temporary checkpoint files that a killed process of ours left in ``folder``.
+
+    Only names this module writes (``.<name>.<pid>.tmp``) whose process no longer runs.
+    """
+    removed = []
+    for tmp in folder.glob(f".*{TEMP_SUFFIX}") if folder.is_dir() else ():
+        pid = tmp.name[: -len(TEMP_SUFFIX)].rsplit(".", 1)[-1]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def is_resumable(path: Path) -> bool:
     """Whether ``path`` is a complete Lightning training checkpoint (weights, loops, optimizer)."""
     try:
@@ -177,6 +202,8 @@ class RunCheckpoint(Checkpoint):
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         self._trainer = trainer
+        if trainer.is_global_zero:
+            remove_stale_temp_files(self.dirpath)
 
     def state_dict(self) -> dict[str, Any]:
         """Every rank's epoch aggregates so far (the epoch's logged means continue exactly)."""

@@ -1,0 +1,165 @@
+"""Run safety as a user meets it: kills in the middle of writes, kill -9 mid-run, second
+signals, signals before training, simultaneous runs, resuming another run's checkpoint."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from tiny_demo import TINY
+
+from sce_core.checkpointing import atomic_torch_save, is_resumable, newest_checkpoint
+from sce_core.run_dir import CLAIM_FILE, claim_run_dir, keep_rows_before
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture
+def cache(tmp_path_factory, monkeypatch):
+    path = tmp_path_factory.getbasetemp() / "shared-cache"
+    monkeypatch.setenv("SCE_CACHE_DIR", str(path))
+    return path
+
+
+def sce(*args: str, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "sce_core.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})})
+
+
+def step_of(path: Path) -> int:
+    return int(torch.load(path, map_location="cpu", weights_only=True)["global_step"])
+
+
+def test_kill_during_a_checkpoint_write_keeps_the_previous_one_and_resume_continues(cache, tmp_path):
+    # saves: step 1, step 2, step 3 (also the epoch end) ...; the 3rd write is cut and the process killed
+    args = ["pretrain", "demo", *TINY, f"dir.root={tmp_path}", "checkpoint.every_n_steps=1"]
+    proc = sce(*args, "--code", str(DATA / "kill_during_save.py"), env={"SCE_TEST_KILL_AT_SAVE": "3"})
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == -signal.SIGKILL, out[-3000:]
+    folder = tmp_path / "demo" / "checkpoints"
+    assert is_resumable(folder / "last.ckpt") and step_of(folder / "last.ckpt") == 2
+    assert [p.name for p in folder.glob(".last.ckpt.*.tmp")] != []  # the cut file was a temp file
+    resumed = sce("pretrain", "demo", *TINY, f"dir.root={tmp_path}", "resume=auto")
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out[-3000:]
+    assert f"resuming from {folder / 'last.ckpt'}" in out
+    assert step_of(folder / "last.ckpt") == 6
+    assert list(folder.glob(".*.tmp")) == []  # the dead process' temp file was cleaned up
+
+
+def test_kill_9_mid_run_resumes_from_the_newest_checkpoint_in_the_one_folder(cache, tmp_path):
+    args = [*TINY, f"dir.root={tmp_path}", "trainer.max_epochs=30", "checkpoint.every_n_steps=2",
+            "callbacks.model_checkpoint._name_=model_checkpoint",
+            "callbacks.model_checkpoint.every_n_epochs=1", "callbacks.model_checkpoint.save_top_k=-1"]
+    proc = sce("pretrain", "demo", *args)
+    folder = tmp_path / "demo" / "checkpoints"
+    deadline = time.monotonic() + 240
+    while not list(folder.glob("epoch=1*.ckpt")) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[0][-3000:]
+        time.sleep(0.1)
+    proc.kill()
+    proc.wait()
+    assert not (tmp_path / "demo" / "logs" / "checkpoints").exists()  # one checkpoint folder
+    newest = newest_checkpoint(folder)
+    assert newest is not None and step_of(newest) >= 6
+    resumed = sce("pretrain", "demo", *args, "trainer.max_epochs=4", "resume=auto")
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out[-3000:]
+    assert f"resuming from {newest}" in out
+    assert step_of(folder / "last.ckpt") == 4 * 3
+
+
+def test_newest_checkpoint_skips_a_truncated_file(tmp_path):
+    atomic_torch_save({"state_dict": {}, "loops": {}, "global_step": 1}, tmp_path / "a.ckpt")
+    (tmp_path / "b.ckpt").write_bytes((tmp_path / "a.ckpt").read_bytes()[:50])
+    os.utime(tmp_path / "a.ckpt", (1, 1))
+    assert not is_resumable(tmp_path / "b.ckpt")
+    assert newest_checkpoint(tmp_path) == tmp_path / "a.ckpt"
+
+
+def test_a_second_signal_during_the_save_ends_the_run_at_once(cache, tmp_path):
+    marker = tmp_path / "saving"
+    proc = sce("pretrain", "demo", *TINY, f"dir.root={tmp_path}", "trainer.max_epochs=200",
+               "--code", str(DATA / "slow_save.py"),
+               env={"SCE_TEST_SLOW_SAVE_S": "120", "SCE_TEST_SAVING_MARKER": str(marker)})
+    metrics = tmp_path / "demo" / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 240
+    while not metrics.exists() and time.monotonic() < deadline:  # first epoch saved
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.2)  # past the window in which a repeated delivery is ignored
+    proc.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    out, _ = proc.communicate(timeout=60)
+    assert time.monotonic() - sent < 10
+    assert proc.returncode == 143, out[-3000:]
+    assert "second SIGTERM: stopping now" in out
+    assert is_resumable(metrics)
+
+
+def test_signal_before_training_stops_at_once_with_143(cache, tmp_path):
+    proc = sce("pretrain", "demo", *TINY, f"dir.root={tmp_path}",
+               "datamodule.synthetic.train_per_class=400")  # a long dataset generation
+    config = tmp_path / "demo" / "config.yaml"
+    deadline = time.monotonic() + 120
+    while not config.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 143, out[-3000:]
+    assert "stopped by SIGTERM before training started; nothing to save" in out
+
+
+def _claim(root: str, queue) -> None:
+    queue.put(str(claim_run_dir(Path(root) / "run")))
+
+
+def test_simultaneous_runs_claim_different_folders(tmp_path):
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_claim, args=(str(tmp_path), queue)) for _ in range(8)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(30)
+    claimed = sorted(queue.get(timeout=5) for _ in procs)
+    assert len(set(claimed)) == 8
+    assert all((Path(c) / CLAIM_FILE).is_file() for c in claimed)
+
+
+def test_a_folder_with_user_files_is_never_taken(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    assert claim_run_dir(tmp_path / "run") == tmp_path / "run-1"
+    assert (tmp_path / "run" / "notes.txt").read_text() == "mine"
+    assert not (tmp_path / "run" / CLAIM_FILE).exists()
+
+
+def test_resume_from_another_runs_checkpoint_never_writes_into_either_run(cache, tmp_path):
+    for root in ("a", "b"):
+        proc = sce("pretrain", "demo", *TINY, f"dir.root={tmp_path / root}", "trainer.max_epochs=1")
+        assert proc.wait(timeout=300) == 0
+    runs = [tmp_path / "a" / "demo", tmp_path / "b" / "demo"]
+    before = {p: p.read_bytes() for run in runs for p in run.rglob("*") if p.is_file()}
+    other = sce("pretrain", "demo", *TINY, f"dir.root={tmp_path / 'b'}",
+                f"resume={runs[0] / 'checkpoints' / 'last.ckpt'}")
+    out, _ = other.communicate(timeout=300)
+    assert other.returncode == 0, out[-3000:]
+    assert {p: p.read_bytes() for run in runs for p in run.rglob("*") if p.is_file()} == before
+    assert step_of(tmp_path / "b" / "demo-1" / "checkpoints" / "last.ckpt") == 6
+
+
+def test_keep_rows_before_drops_only_rows_that_a_resume_redoes(tmp_path):
+    path = tmp_path / "metrics.csv"
+    path.write_text("epoch,loss,step\n0,1.0,0\n0,0.5,1\n0,0.25,2\n0,0.1,3\n")
+    assert keep_rows_before(path, 2) == 2
+    assert path.read_text().splitlines() == ["epoch,loss,step", "0,1.0,0", "0,0.5,1"]
