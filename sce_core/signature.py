@@ -63,13 +63,16 @@ def _annotation_text(ann: Any) -> str:
     origin = typing.get_origin(ann)
     args = typing.get_args(ann)
     if origin is typing.Annotated:
-        return _annotation_text(args[0])
+        bounds = [m.text() for m in ann.__metadata__ if hasattr(m, "text") and hasattr(m, "problem")]
+        return _annotation_text(args[0]) + "".join(f" ({b})" for b in bounds)
     if origin in (typing.Union, types.UnionType):
         return " | ".join(_annotation_text(a) for a in args)
     if origin is typing.Literal:
         return " | ".join(repr(a) for a in args)
     if ann is type(None):
         return "None"
+    if isinstance(ann, type) and hasattr(ann, "__required_keys__"):  # a TypedDict option group
+        return "{" + ", ".join(ann.__annotations__) + "}"
     if isinstance(ann, type) and not args:
         return ann.__name__
     if origin is not None and args:

@@ -131,7 +131,7 @@ def test_trainer_values_checked_against_lightning_annotations():
     walk_config({"trainer": {"max_epochs": "abc", "log_every_n_steps": 0, "devices": 2,
                              "strategy": {"_name_": "ddp", "static_graph": "no"}}}, validator)
     assert [(i.path, i.message) for i in validator.issues] == [
-        ("trainer.max_epochs", "lightning.Trainer expects 'max_epochs' to be int | None, got 'abc'"),
+        ("trainer.max_epochs", "lightning.Trainer expects 'max_epochs' to be int | None (>= -1), got 'abc'"),
         ("trainer.log_every_n_steps", "lightning.Trainer: 'log_every_n_steps' must be >= 1, got 0"),
         ("trainer.strategy.static_graph",
          "strategy 'ddp' expects 'static_graph' to be bool, got 'no'"),
