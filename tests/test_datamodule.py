@@ -356,3 +356,14 @@ def test_split_defaults_to_datadir_split_csv(root):
     recs = dm.records("train")
     assert [r.name for r in recs][:2] == ["ant/vid 00", "ant/vid 01"] and recs[0].num_frames == 40
     assert video_of(dm.build_dataset("train")[(0, 5)]["input"][0]) == 5
+
+
+def test_batch_larger_than_split_with_drop_last_is_a_config_problem(root):
+    dm = folder_dm(root, batch=8, loader={"drop_last": True})  # the train split has 6 videos
+    with pytest.raises(ConfigError) as info:
+        dm.train_dataloader()
+    assert str(info.value) == (
+        "datamodule.train.global_batch_size: 8 is larger than the train split (6 videos) and "
+        "loader.drop_last is true: no batch would be yielded; use at most 6 or set "
+        "datamodule.train.loader.drop_last=false")
+    assert len(folder_dm(root, batch=8, loader={"drop_last": False}).train_dataloader()) == 1
