@@ -27,13 +27,25 @@ def gather_per_rank(trainer: Trainer | None, own: Any) -> list[Any]:
     return states
 
 
+def check_process_count(saved: int, current: int) -> None:
+    """Refuse to resume per-rank state written by another number of processes."""
+    if saved != current:
+        raise SCEError(
+            f"the checkpoint was written by {saved} process(es) and this run has {current}; "
+            f"resume with the same number of devices (trainer.devices x trainer.num_nodes = "
+            f"{saved}) to continue exactly")
+
+
+def saved_process_count(checkpoint: dict[str, Any]) -> int | None:
+    """How many processes wrote a checkpoint (None: not recorded)."""
+    state = (checkpoint.get("callbacks") or {}).get(RNGStateCallback.__name__) or {}
+    ranks = state.get("ranks")
+    return None if ranks is None else len(ranks)
+
+
 def own_rank(trainer: Trainer, ranks: list[Any]) -> Any:
     """This rank's entry of :func:`gather_per_rank` output; refuses another process count."""
-    if len(ranks) != trainer.world_size:
-        raise SCEError(
-            f"the checkpoint was written by {len(ranks)} process(es) and this run has "
-            f"{trainer.world_size}; resume with the same number of devices "
-            f"(trainer.devices x trainer.num_nodes = {len(ranks)}) to continue exactly")
+    check_process_count(len(ranks), int(trainer.world_size))
     return ranks[trainer.global_rank]
 
 

@@ -50,6 +50,36 @@ def claim_run_dir(run_dir: Path) -> Path:
     raise RuntimeError(f"no free run folder next to {run_dir}")
 
 
+STARTUP_FILES = ("config.yaml", "logs/hparams.yaml", "logs/metrics.csv",
+                 "tensorboard/events.out.tfevents.*")
+
+
+def release_run_dir(folder: Path) -> bool:
+    """Give back a folder this run claimed when it failed before writing any checkpoint.
+
+    Removes only what a start writes (the claim file, ``config.yaml``, empty logs) and then
+    the folders left empty; a folder holding anything else (a checkpoint, a user's file) is
+    kept as it is. Returns whether the folder is gone, so a retry can use the same name.
+    """
+    if not is_run_dir(folder) or any((folder / "checkpoints").glob("**/*.ckpt")):
+        return False
+    for pattern in (CLAIM_FILE, *STARTUP_FILES):
+        for path in folder.glob(pattern):
+            if path.is_file():
+                path.unlink()
+    for sub in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        try:
+            sub.rmdir()
+        except OSError:
+            pass
+    try:
+        folder.rmdir()
+    except OSError:
+        (folder / CLAIM_FILE).touch()  # something else is in it: it stays this run's folder
+        return False
+    return True
+
+
 def is_run_dir(folder: Path) -> bool:
     """Whether ``folder`` was created by an sce run (it holds the claim file)."""
     return (folder / CLAIM_FILE).is_file()

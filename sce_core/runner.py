@@ -19,7 +19,7 @@ from sce_core.build import build
 from sce_core.config import load_config, save_config
 from sce_core.errors import ConfigError, RunInterrupted, SCEError
 from sce_core.hooks import collect_callbacks, plugin_manager
-from sce_core.resolved import resolved_config
+from sce_core.run_dir import CLAIM_FILE
 from sce_core.validate import validate_config
 
 log = logging.getLogger("sce")
@@ -228,6 +228,7 @@ class RunSetup(NamedTuple):
     plain: dict[str, Any]
     resume_from: Path | None
     stop: Any
+    fresh: bool = False  # the folder was claimed by this run (given back if it fails at once)
 
 
 def _checkpoint_options(plain: dict[str, Any]) -> dict[str, Any]:
@@ -243,35 +244,49 @@ def setup_run(config: str | Path, overrides: Sequence[str] = (), code_files: Seq
     from lightning.pytorch import seed_everything
 
     from sce_core.checkpointing import RunCheckpoint
-    from sce_core.run_callbacks import ConfigInCheckpoint, RNGStateCallback
+    from sce_core.run_callbacks import (
+        ConfigInCheckpoint,
+        RNGStateCallback,
+        check_process_count,
+        saved_process_count,
+    )
+    from sce_core.run_dir import release_run_dir
     from sce_core.stop import LightningSignals, StopRequest
 
     stop = stop if stop is not None else StopRequest()
     resolved, plain = prepare(config, overrides)
     run_dir, resume_from = choose_run(run_dir_of(plain), plain.get("resume"))
-    if "dir" in resolved and resolved.dir.get("run") not in (None, str(run_dir)):
-        resolved.dir.run = str(run_dir)
-    if code_files:
-        resolved.code = [str(Path(p).resolve()) for p in code_files]
-    if not _launched_rank():
-        _save_run_config(resolved, run_dir)
-    if resume_from is not None and not _launched_rank():
-        print(f"sce: resuming from {resume_from}", flush=True)
-    seed = dict(plain.get("seed") or {})
-    if "seed" in seed:
-        seed_everything(seed["seed"], workers=bool(seed.get("workers", True)))
-    datamodule = build("datamodules", plain["datamodule"], path="datamodule")
-    model = build("models", plain["model"], path="model")
-    callbacks = build_callbacks(plain, run_dir)
-    callbacks += [RNGStateCallback(), ConfigInCheckpoint(plain),
-                  RunCheckpoint(run_dir / CHECKPOINT_DIR, stop, **_checkpoint_options(plain))]
-    resume_step = None
-    if resume_from is not None:
-        resume_step = int(torch.load(resume_from, map_location="cpu", weights_only=True,
-                                     mmap=True).get("global_step", 0))
-    trainer = build_trainer(plain, run_dir, callbacks, resume_step=resume_step)
-    trainer._signal_connector = LightningSignals(stop)
-    return RunSetup(trainer, model, datamodule, run_dir, plain, resume_from, stop)
+    fresh = not _launched_rank() and [p.name for p in run_dir.iterdir()] == [CLAIM_FILE]
+    try:
+        if "dir" in resolved and resolved.dir.get("run") not in (None, str(run_dir)):
+            resolved.dir.run = str(run_dir)
+        if code_files:
+            resolved.code = [str(Path(p).resolve()) for p in code_files]
+        seed = dict(plain.get("seed") or {})
+        if "seed" in seed:
+            seed_everything(seed["seed"], workers=bool(seed.get("workers", True)))
+        datamodule = build("datamodules", plain["datamodule"], path="datamodule")
+        model = build("models", plain["model"], path="model")
+        callbacks = build_callbacks(plain, run_dir)
+        callbacks += [RNGStateCallback(), ConfigInCheckpoint(plain),
+                      RunCheckpoint(run_dir / CHECKPOINT_DIR, stop, **_checkpoint_options(plain))]
+        saved = None
+        if resume_from is not None:
+            saved = torch.load(resume_from, map_location="cpu", weights_only=True, mmap=True)
+        trainer = build_trainer(plain, run_dir, callbacks,
+                                resume_step=None if saved is None else int(saved.get("global_step", 0)))
+        if saved is not None and saved_process_count(saved) is not None:
+            check_process_count(saved_process_count(saved), int(trainer.world_size))
+        trainer._signal_connector = LightningSignals(stop)
+        if not _launched_rank():
+            _save_run_config(resolved, run_dir)
+            if resume_from is not None:
+                print(f"sce: resuming from {resume_from}", flush=True)
+    except BaseException:
+        if fresh:
+            release_run_dir(run_dir)  # a failed start leaves no folder behind
+        raise
+    return RunSetup(trainer, model, datamodule, run_dir, plain, resume_from, stop, fresh)
 
 
 @contextmanager
@@ -294,11 +309,15 @@ def _fit(run: RunSetup, **kwargs: Any) -> None:
     """``trainer.fit``; a stop signal ends it with :class:`RunInterrupted` after the save."""
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+    from sce_core.run_dir import release_run_dir
+
     try:
         with _ranks_use(run):
             run.trainer.fit(run.model, datamodule=run.datamodule, weights_only=True, **kwargs)
-    except SIGTERMException:
-        if not run.stop.confirmed:
+    except BaseException as exc:
+        if run.fresh and run.trainer.is_global_zero and run.trainer.global_step == 0:
+            release_run_dir(run.run_dir)  # failed before training: the retry takes the same name
+        if not isinstance(exc, SIGTERMException) or not run.stop.confirmed:
             raise
         raise RunInterrupted(f"stopped by a signal; saved {run.run_dir / CHECKPOINT_DIR / RESUME_CHECKPOINT} "
                              f"(restart the same command with resume=auto)", run.stop.exit_code) from None

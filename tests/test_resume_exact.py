@@ -40,19 +40,22 @@ def finish(proc: subprocess.Popen, timeout: float = 400) -> str:
     return out
 
 
-def run_stopped_at(step: int, root: Path, args: list[str], ranks: int) -> tuple[int, str, float]:
-    """Start a run, SIGTERM every rank once it reached ``step``; (exit code, output, seconds
-    from the signal to the exit)."""
+def run_stopped_at(step: int, root: Path, args: list[str], ranks: int,
+                   signalled: tuple[int, ...] = (0, 1)) -> tuple[int, str, float]:
+    """Start a run, SIGTERM the ``signalled`` ranks once every rank reached ``step``; (exit
+    code, output, seconds from the signal to the exit)."""
     markers = root / "markers"
     proc = sce("pretrain", "demo", *args, f"dir.root={root}", "--code", str(STOP_HELPER),
-               env={"SCE_TEST_STOP_STEP": str(step), "SCE_TEST_MARKERS": str(markers)})
+               env={"SCE_TEST_STOP_STEP": str(step), "SCE_TEST_MARKERS": str(markers),
+                    "SCE_TEST_SIGNALLED_RANKS": ",".join(map(str, signalled))})
     deadline = time.monotonic() + 300
     while len(list(markers.glob("rank*"))) < ranks:
         assert proc.poll() is None, proc.communicate()[0][-3000:]
         assert time.monotonic() < deadline, "the run never reached the stop step"
         time.sleep(0.1)
-    for marker in markers.glob("rank*"):
-        os.kill(int(marker.read_text()), signal.SIGTERM)
+    for rank in signalled:
+        if (markers / f"rank{rank}").exists():
+            os.kill(int((markers / f"rank{rank}").read_text()), signal.SIGTERM)
     sent = time.monotonic()
     out = finish(proc, timeout=120)
     return proc.returncode, out, time.monotonic() - sent
@@ -146,3 +149,19 @@ def test_mid_epoch_resume_with_loader_workers_is_bit_exact(cache, tmp_path):
     resumed = sce("pretrain", "demo", *args, f"dir.root={tmp_path / 'cut'}", "resume=auto")
     assert resumed.wait(timeout=600) == 0, finish(resumed)[-3000:]
     assert_same_training_state(tmp_path / "full" / "demo", tmp_path / "cut" / "demo")
+
+
+@pytest.mark.timeout(900)
+def test_sigterm_to_one_ddp_rank_stops_both_and_another_process_count_is_refused(cache, tmp_path):
+    args = [*TINY, *DDP]
+    code, out, seconds = run_stopped_at(2, tmp_path, args, ranks=2, signalled=(1,))
+    assert code == 143, out[-3000:]
+    assert seconds < 60
+    last = tmp_path / "demo" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["global_step"] == 2
+    one = sce("pretrain", "demo", *TINY, f"dir.root={tmp_path}", "resume=auto")
+    out = finish(one)
+    assert one.returncode == 1
+    assert ("sce: error: the checkpoint was written by 2 process(es) and this run has 1; resume "
+            "with the same number of devices (trainer.devices x trainer.num_nodes = 2)") in out
+    assert torch.load(last, weights_only=True)["global_step"] == 2

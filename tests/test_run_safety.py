@@ -74,6 +74,9 @@ def test_kill_9_mid_run_resumes_from_the_newest_checkpoint_in_the_one_folder(cac
     assert resumed.returncode == 0, out[-3000:]
     assert f"resuming from {newest}" in out
     assert step_of(folder / "last.ckpt") == 4 * 3
+    earlier = tmp_path / "demo" / "config.before-resume-1.yaml"  # the resume changed max_epochs
+    assert "max_epochs: 30" in earlier.read_text()
+    assert "max_epochs: 4" in (tmp_path / "demo" / "config.yaml").read_text()
 
 
 def test_newest_checkpoint_skips_a_truncated_file(tmp_path):
@@ -136,6 +139,14 @@ def test_simultaneous_runs_claim_different_folders(tmp_path):
     assert all((Path(c) / CLAIM_FILE).is_file() for c in claimed)
 
 
+def test_a_failed_start_leaves_no_claimed_folder(cache, tmp_path):
+    proc = sce("pretrain", "demo", *TINY, f"dir.root={tmp_path}", "model.trunk._name_=small_3d_cnn",
+               "datamodule.train.global_batch_size=7", "trainer.devices=2", "trainer.strategy=ddp")
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 1, out[-3000:]
+    assert not (tmp_path / "demo").exists()
+
+
 def test_a_folder_with_user_files_is_never_taken(tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "notes.txt").write_text("mine")
@@ -156,6 +167,36 @@ def test_resume_from_another_runs_checkpoint_never_writes_into_either_run(cache,
     assert other.returncode == 0, out[-3000:]
     assert {p: p.read_bytes() for run in runs for p in run.rglob("*") if p.is_file()} == before
     assert step_of(tmp_path / "b" / "demo-1" / "checkpoints" / "last.ckpt") == 6
+    # a checkpoint of dir.run itself continues in that folder
+    own = sce("pretrain", "demo", *TINY, f"dir.root={tmp_path / 'a'}", "trainer.max_epochs=2",
+              f"resume={runs[0] / 'checkpoints' / 'last.ckpt'}")
+    out, _ = own.communicate(timeout=300)
+    assert own.returncode == 0, out[-3000:]
+    assert step_of(runs[0] / "checkpoints" / "last.ckpt") == 6
+    assert not (tmp_path / "a" / "demo-1").exists()
+
+
+def test_run_checkpoint_defaults_to_every_30_minutes_and_counts_steps(monkeypatch):
+    from types import SimpleNamespace
+
+    from sce_core import checkpointing
+    from sce_core.checkpointing import RunCheckpoint
+    from sce_core.runner import _checkpoint_options
+    from sce_core.stop import StopRequest
+
+    options = _checkpoint_options({})
+    assert options == {"every_n_steps": None, "every_minutes": 30.0}
+    clock = [1000.0]
+    monkeypatch.setattr(checkpointing.time, "monotonic", lambda: clock[0])
+    callback = RunCheckpoint(Path("unused"), StopRequest(), **options)
+    trainer = SimpleNamespace(global_step=7)
+    assert not callback._due(trainer)
+    clock[0] += 30 * 60 - 1
+    assert not callback._due(trainer)
+    clock[0] += 1
+    assert callback._due(trainer)
+    by_steps = RunCheckpoint(Path("unused"), StopRequest(), every_n_steps=4, every_minutes=None)
+    assert [by_steps._due(SimpleNamespace(global_step=s)) for s in (3, 4, 5, 8)] == [False, True, False, True]
 
 
 def test_keep_rows_before_drops_only_rows_that_a_resume_redoes(tmp_path):

@@ -1,6 +1,7 @@
 """Test helper run with `sce pretrain --code`: at optimizer step SCE_TEST_STOP_STEP, each rank
-writes `<SCE_TEST_MARKERS>/rank<R>` (its pid) and waits until a signal from outside reached it,
-so the test can send a real SIGTERM at a known step. Optional SCE_TEST_SLEEP_S slows steps."""
+writes `<SCE_TEST_MARKERS>/rank<R>` (its pid) and waits until a signal from outside reached it
+(or, on a rank the test does not signal, until the stop flag arrives through the collective),
+so the test can send a real SIGTERM at a known step."""
 
 import os
 import time
@@ -18,7 +19,8 @@ def on_train_batch_end(self, trainer, pl_module, *args):
         MARKERS.mkdir(parents=True, exist_ok=True)
         (MARKERS / f"rank{trainer.global_rank}").write_text(str(os.getpid()))
         deadline = time.monotonic() + 120
-        while not self.stop.requested and time.monotonic() < deadline:
+        wait_for_signal = str(trainer.global_rank) in os.environ.get("SCE_TEST_SIGNALLED_RANKS", "0,1")
+        while wait_for_signal and not self.stop.requested and time.monotonic() < deadline:
             time.sleep(0.05)
     return original(self, trainer, pl_module, *args)
 
