@@ -128,3 +128,36 @@ def test_sce_pretrain_reports_a_bad_annotation_line(tmp_path):
     assert proc.returncode == 1, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("sce: error")]
     assert len(errors) == 1 and f"{csv}:2: label -3 is negative" in errors[0], proc.stderr
+
+
+def _folder_split(root):
+    for c in range(2):
+        (root / "train" / f"c{c}" / "v0").mkdir(parents=True)
+    return {"_name_": "video_folder", "datadir": str(root), "decoder": "frame",
+            "train": {"clip_sampler": {"_name_": "random_clip", "clip_duration": 1.0},
+                      "global_batch_size": 2}}
+
+
+def test_datamodule_allow_outside_root_opt_in(tmp_path):
+    (tmp_path / "elsewhere" / "v9").mkdir(parents=True)
+    node = _folder_split(tmp_path / "data")
+    (tmp_path / "data" / "train.csv").write_text("c0/v0 0 8\n../../elsewhere/v9 1 8\n")
+    with pytest.raises(AnnotationError, match=r"train\.csv:2: .*outside"):
+        sce_core.build("datamodules", node).setup("fit")
+    node["train"]["dataset"] = {"allow_outside_root": True}
+    dm = sce_core.build("datamodules", node)
+    dm.setup("fit")
+    assert len(dm.datasets["train"]) == 2
+
+
+def test_known_class_count_bounds_the_labels(tmp_path):
+    for c in range(200):
+        (tmp_path / "train" / f"class{c:03d}").mkdir(parents=True)
+    (tmp_path / "train" / "class000" / "v0").mkdir()
+    (tmp_path / "train.csv").write_text("class000/v0 0 8\nclass000/v0 200 8\n")
+    dm = sce_core.build("datamodules", {
+        "_name_": "kinetics200", "datadir": str(tmp_path), "decoder": "frame",
+        "train": {"clip_sampler": {"_name_": "random_clip", "clip_duration": 1.0},
+                  "global_batch_size": 2}})
+    with pytest.raises(AnnotationError, match=r"train\.csv:2: label 200 is out of range for 200 classes"):
+        dm.setup("fit")

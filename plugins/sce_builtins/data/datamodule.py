@@ -170,7 +170,9 @@ class VideoDataModule(LightningDataModule):
         """Annotated videos of a split (raises :class:`DataPathError` for a missing file)."""
         cfg = self.splits[split] or {}
         source = cfg["dataset"].get("datadir") or self._default_annotation(split)
-        return load_annotations(source, self._prefix(split))
+        return load_annotations(source, self._prefix(split),
+                                allow_outside_root=bool(cfg["dataset"].get("allow_outside_root", False)),
+                                num_classes=getattr(self, "num_classes", 0) or None)
 
     def check_data(self) -> None:
         """Check the data root exists (subclasses add layout checks)."""

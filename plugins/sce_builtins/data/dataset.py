@@ -210,6 +210,7 @@ def video_dataset(
     split: str = "train",
     max_retries: int = 10,
     short_videos: Literal["keep", "replace"] = "keep",
+    allow_outside_root: bool = False,
 ) -> VideoDataset:
     """Labelled video dataset read from an annotation file (CSV/JSON) or a folder of videos.
 
@@ -224,8 +225,9 @@ def video_dataset(
         split: split name used in bad-sample reports.
         max_retries: replacement attempts before a sample fails with an error.
         short_videos: "keep" (clamp windows, reference) or "replace" (treat as bad data).
+        allow_outside_root: accept annotated paths that leave ``video_path_prefix``.
     """
-    records = load_annotations(datadir, video_path_prefix)
+    records = load_annotations(datadir, video_path_prefix, allow_outside_root=allow_outside_root)
     return VideoDataset(
         records,
         ensure_built("decoders", decoder, decoder_args),

@@ -41,6 +41,7 @@ class DatasetOptions(TypedDict, total=False):
     video_path_prefix: str | None
     max_retries: Annotated[int, NonNegative]
     short_videos: Literal["keep", "replace"]
+    allow_outside_root: bool
 
 
 class SplitOptions(TypedDict, total=False):
