@@ -14,13 +14,15 @@ import os
 from pathlib import Path
 from typing import Any
 
+from sce_core.errors import SCEError
+
 log = logging.getLogger("sce")
 
 CLAIM_FILE = ".sce-run"
 MAX_SIBLINGS = 10_000
 
 
-def _claim(folder: Path) -> bool:
+def _claim(folder: Path, owner: str = "") -> bool:
     """Take ``folder`` if it does not exist or is empty; False when it is taken."""
     try:
         folder.mkdir()
@@ -32,7 +34,7 @@ def _claim(folder: Path) -> bool:
     except FileExistsError:
         return False
     with os.fdopen(fd, "w") as handle:
-        handle.write(f"pid {os.getpid()}\n")
+        handle.write(owner or f"pid {os.getpid()}\n")
     return True
 
 
@@ -52,6 +54,45 @@ def claim_run_dir(run_dir: Path) -> Path:
 
 STARTUP_FILES = ("config.yaml", "logs/hparams.yaml", "logs/metrics.csv",
                  "tensorboard/events.out.tfevents.*")
+
+
+def launcher_job() -> tuple[str, int] | None:
+    """``(job key, global rank)`` when srun or torchrun started this process as one rank of
+    several (None otherwise). The key differs between jobs and between requeues of one job."""
+    env = os.environ
+    if int(env.get("SLURM_NTASKS", "1") or 1) > 1 and "SLURM_PROCID" in env:
+        key = ".".join(env.get(k, "") for k in ("SLURM_JOB_ID", "SLURM_STEP_ID", "SLURM_RESTART_COUNT"))
+        return f"slurm {key}", int(env["SLURM_PROCID"])
+    if int(env.get("WORLD_SIZE", "1") or 1) > 1 and "RANK" in env:
+        parts = ("TORCHELASTIC_RUN_ID", "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RESTART_COUNT")
+        return "torchrun " + ":".join(env.get(k, "") for k in parts), int(env["RANK"])
+    return None
+
+
+def join_run_dir(folder: Path, job: str, rank: int, wait_s: float = 120.0) -> Path:
+    """All ranks of one launcher job use ``folder``: rank 0 claims it for ``job``, the others
+    wait for that claim. A folder held by anything else is refused on every rank alike."""
+    import time
+
+    owner = f"job {job}\n"
+    taken = SCEError(f"run folder {folder} already holds an earlier run or other files; ranks "
+                     f"started by srun/torchrun all use dir.run as given, so set dir.run to a new "
+                     f"folder (or resume=auto to continue that run)")
+    if rank == 0:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        if not _claim(folder, owner):
+            raise taken
+        return folder
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        claim = folder / CLAIM_FILE
+        if claim.is_file() and claim.read_text() == owner:
+            return folder
+        if (claim.is_file() and claim.read_text() not in ("", owner)) or (
+                folder.is_dir() and not claim.exists() and any(folder.iterdir())):
+            raise taken
+        time.sleep(0.2)
+    raise SCEError(f"rank {rank}: rank 0 did not claim the run folder {folder} within {wait_s:.0f} s")
 
 
 def release_run_dir(folder: Path) -> bool:

@@ -19,7 +19,7 @@ from sce_core.build import build
 from sce_core.config import load_config, save_config
 from sce_core.errors import ConfigError, RunInterrupted, SCEError
 from sce_core.hooks import collect_callbacks, plugin_manager
-from sce_core.run_dir import CLAIM_FILE
+from sce_core.run_dir import CLAIM_FILE, launcher_job
 from sce_core.validate import validate_config
 
 log = logging.getLogger("sce")
@@ -132,18 +132,11 @@ def build_trainer(plain: dict[str, Any], run_dir: Path, callbacks: list[Any],
 
 RUN_DIR_ENV = "SCE_RUN_DIR"
 RESUME_ENV = "SCE_RESUME_FROM"
-MULTI_PROCESS_ENV = ("LOCAL_RANK", "WORLD_SIZE", "SLURM_NTASKS")
 
 
 def _launched_rank() -> bool:
     """A rank that Lightning started for this run (rank 0 chose the folder and checkpoint)."""
     return bool(os.environ.get(RUN_DIR_ENV))
-
-
-def _one_of_several_processes() -> bool:
-    """Started by torchrun/srun/Lightning as one rank of many: every rank must use one folder."""
-    return any(os.environ.get(k) not in (None, "", "0", "1") or (k == "LOCAL_RANK" and k in os.environ)
-               for k in MULTI_PROCESS_ENV)
 
 
 def resume_requested(resume: Any) -> bool:
@@ -182,16 +175,19 @@ def choose_run(run_dir: Path, resume: Any) -> tuple[Path, Path | None]:
     folder when the path lies in it, else a new folder (never another run's).
     """
     from sce_core.checkpointing import newest_checkpoint
-    from sce_core.run_dir import claim_run_dir, is_run_dir, own_run_dir
+    from sce_core.run_dir import claim_run_dir, is_run_dir, join_run_dir, own_run_dir
 
     if _launched_rank():
         chosen = os.environ.get(RESUME_ENV)
         return Path(os.environ[RUN_DIR_ENV]), Path(chosen) if chosen else None
     path = _resume_path(resume)
-    if _one_of_several_processes():  # torchrun/srun: every rank uses the configured folder
+    job = launcher_job()
+    if job is not None:  # srun/torchrun: every rank uses the configured folder
         if resume in (True, "auto", "last"):
-            path = newest_checkpoint(run_dir / CHECKPOINT_DIR)
-        return run_dir, path
+            return run_dir, newest_checkpoint(run_dir / CHECKPOINT_DIR)
+        if path is not None and _inside(path, run_dir):
+            return run_dir, path
+        return join_run_dir(run_dir, *job), path
     if path is not None:
         own = _inside(path, run_dir) and (is_run_dir(run_dir) or (run_dir / RESOLVED_CONFIG).is_file())
         return (run_dir if own else claim_run_dir(run_dir)), path
@@ -256,7 +252,9 @@ def setup_run(config: str | Path, overrides: Sequence[str] = (), code_files: Seq
     stop = stop if stop is not None else StopRequest()
     resolved, plain = prepare(config, overrides)
     run_dir, resume_from = choose_run(run_dir_of(plain), plain.get("resume"))
-    fresh = not _launched_rank() and [p.name for p in run_dir.iterdir()] == [CLAIM_FILE]
+    job = launcher_job()
+    fresh = (not _launched_rank() and (job is None or job[1] == 0)
+             and [p.name for p in run_dir.iterdir()] == [CLAIM_FILE])
     try:
         if "dir" in resolved and resolved.dir.get("run") not in (None, str(run_dir)):
             resolved.dir.run = str(run_dir)

@@ -204,3 +204,50 @@ def test_keep_rows_before_drops_only_rows_that_a_resume_redoes(tmp_path):
     path.write_text("epoch,loss,step\n0,1.0,0\n0,0.5,1\n0,0.25,2\n0,0.1,3\n")
     assert keep_rows_before(path, 2) == 2
     assert path.read_text().splitlines() == ["epoch,loss,step", "0,1.0,0", "0,0.5,1"]
+
+
+def _join(folder: str, job: str, rank: int, queue) -> None:
+    from sce_core.run_dir import join_run_dir
+
+    try:
+        queue.put((rank, str(join_run_dir(Path(folder), job, rank, wait_s=20))))
+    except Exception as exc:  # noqa: BLE001 - reported to the test
+        queue.put((rank, f"error: {exc}"))
+
+
+def _join_all(folder: Path, job: str, ranks: int = 3) -> dict[int, str]:
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_join, args=(str(folder), job, r, queue)) for r in reversed(range(ranks))]
+    for p in procs:
+        p.start()
+    results = dict(queue.get(timeout=60) for _ in procs)
+    for p in procs:
+        p.join(30)
+    return results
+
+
+def test_ranks_of_one_srun_job_share_a_new_folder_and_refuse_an_earlier_run(tmp_path):
+    first = _join_all(tmp_path / "run", "slurm 11.0.0")
+    assert set(first.values()) == {str(tmp_path / "run")}
+    (tmp_path / "run" / "config.yaml").write_text("earlier run\n")
+    second = _join_all(tmp_path / "run", "slurm 12.0.0")  # another job, same dir.run
+    assert all(v.startswith(f"error: run folder {tmp_path / 'run'} already holds an earlier run")
+               for v in second.values()), second
+    assert (tmp_path / "run" / "config.yaml").read_text() == "earlier run\n"
+
+
+def test_launcher_job_key_differs_between_requeues(monkeypatch):
+    from sce_core.run_dir import launcher_job
+
+    for key in ("WORLD_SIZE", "RANK"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("SLURM_NTASKS", "8")
+    monkeypatch.setenv("SLURM_PROCID", "3")
+    monkeypatch.setenv("SLURM_JOB_ID", "77")
+    monkeypatch.setenv("SLURM_STEP_ID", "0")
+    first = launcher_job()
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    assert first[1] == 3 and launcher_job()[0] != first[0]
+    monkeypatch.setenv("SLURM_NTASKS", "1")
+    assert launcher_job() is None
