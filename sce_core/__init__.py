@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sce_core.build import build  # binds the function over the submodule attribute
+from sce_core.building import build
 from sce_core.errors import (
     AmbiguousComponentError,
     ComponentLoadError,
@@ -26,7 +26,7 @@ from sce_core.errors import (
     SCEError,
     UnknownComponentError,
 )
-from sce_core.registry import KINDS, refresh, register, registry  # noqa: I001
+from sce_core.registries import KINDS, refresh, register, registry
 
 __version__ = "0.1.0"
 

@@ -6,17 +6,15 @@ Errors print one message and exit 1; ``--debug`` shows the traceback.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sce_core import registries as reg
 from sce_core.errors import RunInterrupted, SCEError
 from sce_core.paths import cache_dir
-
-reg = importlib.import_module("sce_core.registry")  # the module (sce_core.registry is also a function)
 
 COMMANDS_GROUP = "sce.commands"
 FAILURES_FILE = "plugin_failures.json"

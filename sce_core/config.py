@@ -25,7 +25,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from sce_core.errors import ConfigError, ConfigNotFoundError, Issue
 from sce_core.paths import cache_dir
-from sce_core.registry import plugin_entry_points
+from sce_core.registries import plugin_entry_points
 
 CONFIG_GROUP = "sce.configs"
 DEFAULTS_KEY = "defaults"

@@ -13,7 +13,7 @@ from typing import Any
 import pluggy
 
 from sce_core.errors import PluginLoadError
-from sce_core.registry import Entry, _record_failure, plugin_entry_points, strict_mode
+from sce_core.registries import Entry, _record_failure, plugin_entry_points, strict_mode
 
 PROJECT = "sce"
 HOOKS_GROUP = "sce.hooks"

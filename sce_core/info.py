@@ -7,7 +7,7 @@ from typing import Any
 
 from sce_core.errors import UnknownComponentError
 from sce_core.nodes import NAME_KEY
-from sce_core.registry import KINDS, Entry, find_kinds, registry, singular
+from sce_core.registries import KINDS, Entry, find_kinds, registry, singular
 from sce_core.signature import component_spec
 
 YAML_SCALARS = (type(None), bool, int, float, str)

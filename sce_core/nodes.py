@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from sce_core.errors import AmbiguousComponentError, Issue, UnknownComponentError
-from sce_core.registry import KINDS, find_kinds, registry
+from sce_core.registries import KINDS, find_kinds, registry
 
 NAME_KEY = "_name_"
 PARTIAL_KEY = "_partial_"

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from sce_core.build import build
+from sce_core.building import build
 from sce_core.config import load_config, save_config
 from sce_core.errors import ConfigError, RunInterrupted, SCEError
 from sce_core.hooks import collect_callbacks, plugin_manager

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sce_core.registry import KIND_RUNTIME_ARGS
+from sce_core.registries import KIND_RUNTIME_ARGS
 from sce_core.slots import Slot, slot_of
 
 RUNTIME_ATTR = "__sce_runtime_args__"

@@ -41,7 +41,7 @@ def ComponentList(kind: str) -> Any:  # noqa: N802
 
 
 def Factory(kind: str, *, args_param: str | None = None) -> Any:  # noqa: N802
-    """A parameter receiving a :class:`sce_core.build.NodeFactory`: call it with runtime kwargs.
+    """A parameter receiving a :class:`sce_core.building.NodeFactory`: call it with runtime kwargs.
 
     ``args_param`` as for :func:`Component` (the optimizer factory's ``name`` + ``params``).
     """

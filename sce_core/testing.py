@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sce_core.errors import SCEError
-from sce_core.registry import (
+from sce_core.registries import (
     KINDS,
     current_scan,
     normalize_dist,
@@ -68,7 +68,7 @@ def build_from_yaml(text: str, kind: str, **runtime: Any) -> Any:
     import yaml
     from omegaconf import OmegaConf
 
-    from sce_core.build import build
+    from sce_core.building import build
 
     parsed = yaml.safe_load(text)
     return build(kind, parsed if isinstance(parsed, str) else OmegaConf.create(text), **runtime)
@@ -324,7 +324,7 @@ def _check_entry(entry: Any, kind: str, label: str) -> list[str]:
     """Problems of one loaded component: docstring, parameters, build with defaults, smoke."""
     import typing
 
-    from sce_core.build import build
+    from sce_core.building import build
     from sce_core.errors import ConfigError
     from sce_core.info import default_node
     from sce_core.nodes import NAME_KEY, is_reserved
@@ -458,7 +458,7 @@ def check_plugin(dist: str) -> list[str]:
     Importing the distribution's modules must not register anything in-process.
     """
     from sce_core.nodes import is_reserved
-    from sce_core.registry import disabled_dists
+    from sce_core.registries import disabled_dists
 
     wanted = normalize_dist(dist)
     if wanted in disabled_dists() and wanted != normalize_dist("sce-core"):

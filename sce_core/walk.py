@@ -3,7 +3,7 @@
 The walker knows how a config is shaped (sections, component nodes, bare names with their
 ``args_param`` sibling, typed option groups, lists, plain values) and reports every problem it
 meets to a :class:`Visitor`. What happens at a component is the visitor's job: validation
-(:mod:`sce_core.validate`) collects problems, building (:mod:`sce_core.build`) constructs
+(:mod:`sce_core.validate`) collects problems, building (:mod:`sce_core.building`) constructs
 objects, the resolved config (:mod:`sce_core.resolved`) fills defaults and providers.
 """
 
@@ -32,7 +32,7 @@ from sce_core.nodes import (
     name_issue,
     split_name,
 )
-from sce_core.registry import Entry, registry, singular
+from sce_core.registries import Entry, registry, singular
 from sce_core.schema import (
     SECTIONS,
     ComponentSlot,

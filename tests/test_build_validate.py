@@ -7,7 +7,7 @@ from omegaconf import OmegaConf
 from toy_components import ToyDecoder, ToySampler, ToyScale, toys
 
 import sce_core
-from sce_core.build import NodeFactory
+from sce_core.building import NodeFactory
 from sce_core.errors import ConfigError
 from sce_core.testing import build_from_yaml
 from sce_core.validate import validate_config

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from sce_core.errors import ConfigError
 from sce_core.hooks import SCEHookSpecs, collect_callbacks, plugin_manager
-from sce_core.registry import load_failures
+from sce_core.registries import load_failures
 from sce_core.runner import prepare
 from sce_core.testing import fake_distribution, on_sys_path
 from sce_core.validate import validate_config

@@ -22,7 +22,7 @@ from tiny_demo import TINY
 import sce_core
 from sce_core.cli import main
 from sce_core.info import describe
-from sce_core.registry import registry
+from sce_core.registries import registry
 from sce_core.testing import check_plugin, fake_distribution, on_sys_path
 from sce_core.validate import validate_config
 

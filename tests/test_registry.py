@@ -15,7 +15,7 @@ from sce_core.errors import (
     RegistrationError,
     UnknownComponentError,
 )
-from sce_core.registry import Entry, Registry, load_failures
+from sce_core.registries import Entry, Registry, load_failures
 from sce_core.testing import isolated_registries, on_sys_path, tmp_component
 
 

@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 from toy_components import ToyScale, toys
 
 import sce_core
-from sce_core.build import Builder, NodeFactory
+from sce_core.building import Builder, NodeFactory
 from sce_core.constraints import Range, constraint_problem, finite_problem
 from sce_core.errors import ConfigError
 from sce_core.resolved import resolve_run_config

@@ -7,9 +7,6 @@ from typing import Any
 
 def build_node(kind: str, node: Any, path: str, **runtime: Any) -> Any:
     """``sce_core.build(kind, node, path=path, **runtime)``, imported lazily."""
-    import sce_core
+    from sce_core.building import build
 
-    build = sce_core.build
-    if not callable(build):  # the ``sce_core.build`` submodule can shadow the function
-        build = build.build
     return build(kind, node, path=path, **runtime)
