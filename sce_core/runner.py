@@ -45,7 +45,7 @@ def prepare(config: str | Path, overrides: Sequence[str] = ()) -> tuple[Any, dic
     cfg = load_config(config, overrides)
     plain_for_hooks = OmegaConf.to_container(cfg, resolve=False)
     plugin_manager().hook.sce_configure.call_historic(kwargs={"config": plain_for_hooks})
-    issues = validate_config(cfg)
+    issues = validate_config(cfg, complete=True)
     if issues:
         raise ConfigError(issues)
     return resolve_run_config(cfg)
@@ -238,6 +238,7 @@ def setup_run(config: str | Path, overrides: Sequence[str] = (), code_files: Seq
     """Validate, resolve and save the config, seed, then build datamodule, model and Trainer."""
     import torch
     from lightning.pytorch import seed_everything
+    from omegaconf import OmegaConf
 
     from sce_core.checkpointing import RunCheckpoint
     from sce_core.run_callbacks import (
@@ -266,7 +267,8 @@ def setup_run(config: str | Path, overrides: Sequence[str] = (), code_files: Seq
         datamodule = build("datamodules", plain["datamodule"], path="datamodule")
         model = build("models", plain["model"], path="model")
         callbacks = build_callbacks(plain, run_dir)
-        callbacks += [RNGStateCallback(), ConfigInCheckpoint(plain),
+        saved_config = OmegaConf.to_container(resolved)  # environment values stay ${oc.env:...}
+        callbacks += [RNGStateCallback(), ConfigInCheckpoint(saved_config),
                       RunCheckpoint(run_dir / CHECKPOINT_DIR, stop, **_checkpoint_options(plain))]
         saved = None
         if resume_from is not None:

@@ -70,7 +70,8 @@ def test_validate_hook_adds_problems(guard_plugin):
 def test_configure_hook_receives_config_and_is_historic(guard_plugin, tmp_path):
     cfg = tmp_path / "run.yaml"
     cfg.write_text("dir:\n  root: /ok\n")
-    prepare(cfg)
+    with pytest.raises(ConfigError, match="datamodule"):  # a run needs datamodule and model
+        prepare(cfg)
     import guard_pkg.hooks as hooks
 
     assert hooks.SEEN[-1] == {"dir": {"root": "/ok"}}

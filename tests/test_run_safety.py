@@ -251,3 +251,28 @@ def test_launcher_job_key_differs_between_requeues(monkeypatch):
     assert first[1] == 3 and launcher_job()[0] != first[0]
     monkeypatch.setenv("SLURM_NTASKS", "1")
     assert launcher_job() is None
+
+
+def test_environment_secrets_stay_out_of_the_run_folder(cache, tmp_path):
+    proc = sce("pretrain", "demo", *TINY, f"dir.root={tmp_path}", "trainer.max_epochs=1",
+               "+dir.token=${oc.env:SCE_TEST_SECRET}", env={"SCE_TEST_SECRET": "s3cret-value"})
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-3000:]
+    run = tmp_path / "demo"
+    written = [p for p in run.rglob("*") if p.is_file()]
+    assert (run / "config.yaml") in written and (run / "checkpoints" / "last.ckpt") in written
+    assert not [p for p in written if b"s3cret-value" in p.read_bytes()]
+    assert "${oc.env:SCE_TEST_SECRET}" in (run / "config.yaml").read_text()
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["sce_config"]["dir"]["token"] == "${oc.env:SCE_TEST_SECRET}"
+
+
+def test_an_empty_config_is_one_line_and_no_run_folder(tmp_path):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    proc = sce("pretrain", str(empty), f"dir.run={tmp_path / 'run'}")
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 1
+    assert "Traceback" not in out and "KeyError" not in out
+    assert "datamodule" in out and "model" in out
+    assert not (tmp_path / "run").exists()
