@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import sys
 from typing import Any
 
 from sce_core.errors import UnknownComponentError
@@ -53,6 +54,15 @@ def default_node(entry: Entry) -> dict[str, Any]:
     return node
 
 
+def source_of(obj: Any) -> str:
+    """``file:line`` of a component; a class made by a factory: its module's file."""
+    try:
+        return f"{inspect.getsourcefile(obj)}:{inspect.getsourcelines(obj)[1]}"
+    except (TypeError, OSError):
+        module = sys.modules.get(getattr(obj, "__module__", ""))
+        return str(getattr(module, "__file__", None) or "unknown")
+
+
 def describe(name: str, kind: str | None = None, as_yaml: bool = False) -> str:
     """The text ``sce info`` prints."""
     from omegaconf import OmegaConf
@@ -63,10 +73,7 @@ def describe(name: str, kind: str | None = None, as_yaml: bool = False) -> str:
     if as_yaml:
         return snippet.rstrip()
     spec = component_spec(obj, entry.kind)
-    try:
-        source = f"{inspect.getsourcefile(obj)}:{inspect.getsourcelines(obj)[1]}"
-    except (TypeError, OSError):
-        source = "unknown"
+    source = source_of(obj)
     lines = [
         f"{singular(entry.kind)} '{entry.name}'",
         f"  provider: {entry.provider}",

@@ -15,14 +15,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
-from typing import Any
 
 from sce_builtins.data.health import DataPathError
-from sce_builtins.data.options import SplitOptions
 from sce_builtins.data.split_files import SplitFilesDataModule
 from sce_builtins.data.types import VideoRecord
-from sce_core.slots import Component
 
 
 class HMDB51DataModule(SplitFilesDataModule):
@@ -40,33 +36,14 @@ class HMDB51DataModule(SplitFilesDataModule):
         max_bad_samples: unreadable samples allowed per split and epoch (int count or fraction).
         seed: seed of shuffling and per-sample randomness (null: the global seed).
         split_id: official split number, 1 to 3.
-        splits_dir: folder of the split files (relative to datadir or absolute).
+        splits_dir: folder of the split files (relative to datadir or absolute; null:
+            ``testTrainMulti_7030_splits``).
         frame_folders: drop the video extension (read frame folders instead of files).
     """
 
     name = "hmdb51"
     num_classes = 51
-
-    def __init__(
-        self,
-        datadir: str,
-        train: SplitOptions | None = None,
-        val: SplitOptions | None = None,
-        test: SplitOptions | None = None,
-        video_path_prefix: str = "",
-        decode_audio: bool = False,
-        decoder: Component("decoders", args_param="decoder_args") = "pyav",
-        decoder_args: Mapping[str, Any] | None = None,
-        max_bad_samples: int | float | None = 0.01,
-        seed: int | None = None,
-        split_id: int = 1,
-        splits_dir: str = "testTrainMulti_7030_splits",
-        frame_folders: bool = False,
-    ) -> None:
-        super().__init__(
-            datadir, train, val, test, video_path_prefix, decode_audio, decoder, decoder_args,
-            max_bad_samples, seed, split_id, splits_dir, frame_folders,
-        )
+    default_splits_dir = "testTrainMulti_7030_splits"
 
     def split_files(self) -> dict[str, str]:
         """Class name -> split file of ``split_id``, sorted by class."""

@@ -70,34 +70,18 @@ class KineticsDataModule(VideoDataModule):
                 )
 
 
-def _args_doc() -> str:
-    """The ``Args:`` block shared by every Kinetics variant (documented once, above)."""
+def kinetics_variant(num_classes: int, title: str) -> type[KineticsDataModule]:
+    """The datamodule of one Kinetics variant: ``kinetics<N>`` checking N class folders."""
     doc = KineticsDataModule.__doc__ or ""
-    return doc[doc.index("    Args:"):]
+    return type(f"Kinetics{num_classes}DataModule", (KineticsDataModule,), {
+        "name": f"kinetics{num_classes}",
+        "num_classes": num_classes,
+        "__module__": __name__,
+        "__doc__": f"{title}: {num_classes} class folders per split.\n\n{doc[doc.index('    Args:'):]}",
+    })
 
 
-class Kinetics200DataModule(KineticsDataModule):
-    name = "kinetics200"
-    num_classes = 200
-
-
-class Kinetics400DataModule(KineticsDataModule):
-    name = "kinetics400"
-    num_classes = 400
-
-
-class Kinetics600DataModule(KineticsDataModule):
-    name = "kinetics600"
-    num_classes = 600
-
-
-class Kinetics700DataModule(KineticsDataModule):
-    name = "kinetics700"
-    num_classes = 700
-
-
-for _cls, _title in ((Kinetics200DataModule, "Kinetics-200 (Mini-Kinetics)"),
-                     (Kinetics400DataModule, "Kinetics-400"),
-                     (Kinetics600DataModule, "Kinetics-600"),
-                     (Kinetics700DataModule, "Kinetics-700")):
-    _cls.__doc__ = f"{_title}: {_cls.num_classes} class folders per split.\n\n{_args_doc()}"
+Kinetics200DataModule = kinetics_variant(200, "Kinetics-200 (Mini-Kinetics)")
+Kinetics400DataModule = kinetics_variant(400, "Kinetics-400")
+Kinetics600DataModule = kinetics_variant(600, "Kinetics-600")
+Kinetics700DataModule = kinetics_variant(700, "Kinetics-700")

@@ -8,14 +8,15 @@ from typing import Any
 
 from sce_builtins.data.datamodule import VideoDataModule
 from sce_builtins.data.options import SplitOptions
+from sce_core.slots import Component
 
 
 class SplitFilesDataModule(VideoDataModule):
     """Base of datamodules reading official split files (split 1, 2 or 3); not registered.
 
-    Subclasses keep their own explicit ``__init__`` signature (with their ``splits_dir``
-    default) and implement ``records`` for their file format, using :meth:`_own_annotations`
-    to fall back to a split's own annotation file.
+    Subclasses set ``name``, ``num_classes`` and ``default_splits_dir`` (used when
+    ``splits_dir`` is null) and implement ``records`` for their file format, using
+    :meth:`_own_annotations` to fall back to a split's own annotation file.
 
     Args:
         datadir: dataset root.
@@ -29,25 +30,28 @@ class SplitFilesDataModule(VideoDataModule):
         max_bad_samples: unreadable samples allowed per split and epoch (int count or fraction).
         seed: seed of shuffling and per-sample randomness (null: the global seed).
         split_id: official split number, 1 to 3.
-        splits_dir: folder of the split files (relative to datadir or absolute).
+        splits_dir: folder of the split files (relative to datadir or absolute; null: the
+            dataset's usual folder name).
         frame_folders: drop the video extension (read frame folders instead of files).
     """
+
+    default_splits_dir = ""
 
     def __init__(
         self,
         datadir: str,
-        train: SplitOptions | None,
-        val: SplitOptions | None,
-        test: SplitOptions | None,
-        video_path_prefix: str,
-        decode_audio: bool,
-        decoder: Any,
-        decoder_args: Mapping[str, Any] | None,
-        max_bad_samples: int | float | None,
-        seed: int | None,
-        split_id: int,
-        splits_dir: str,
-        frame_folders: bool,
+        train: SplitOptions | None = None,
+        val: SplitOptions | None = None,
+        test: SplitOptions | None = None,
+        video_path_prefix: str = "",
+        decode_audio: bool = False,
+        decoder: Component("decoders", args_param="decoder_args") = "pyav",  # type: ignore[valid-type]
+        decoder_args: Mapping[str, Any] | None = None,
+        max_bad_samples: int | float | None = 0.01,
+        seed: int | None = None,
+        split_id: int = 1,
+        splits_dir: str | None = None,
+        frame_folders: bool = False,
     ) -> None:
         super().__init__(
             datadir, train, val, test, video_path_prefix, decode_audio, decoder, decoder_args,
@@ -56,7 +60,7 @@ class SplitFilesDataModule(VideoDataModule):
         if split_id not in (1, 2, 3):
             raise ValueError(f"{self.name}: split_id must be 1, 2 or 3, got {split_id!r}.")
         self.split_id = split_id
-        self.splits_dir = os.path.join(self.datadir, splits_dir)
+        self.splits_dir = os.path.join(self.datadir, splits_dir or self.default_splits_dir)
         self.frame_folders = bool(frame_folders)
 
     def _own_annotations(self, split: str) -> bool:
