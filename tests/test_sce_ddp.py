@@ -95,8 +95,8 @@ def test_two_process_ddp_queue_gathers_both_ranks_and_ranks_stay_in_sync(tmp_pat
     pred = MLPHead(input_dim=D, hidden_dims=[16], output_dim=D, num_layers=2, norm_layer="bn_1D",
                    bias=False, last_bias=False)
     model = SCEModel(trunk=TinyTrunk(), projector=proj, predictor=pred, optimizer=sgd,
-                     queue={"size": K, "feature_dim": D}, sym=True, initial_momentum=0.9,
-                     scheduler_momentum="cosine")
+                     queue={"size": K, "feature_dim": D}, sym=True,
+                     schedules={"momentum": {"initial": 0.9, "kind": "cosine"}})
     trainer = pl.Trainer(
         accelerator="cpu", devices=2, strategy=ddp(process_group_backend="gloo", broadcast_buffers=False, start_method="fork"),
         max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,

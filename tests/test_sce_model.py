@@ -9,6 +9,7 @@ import lightning.pytorch as pl
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from sce_builtins.losses.sce import SCELoss
 from sce_builtins.models.heads.mlp import MLPHead
@@ -20,6 +21,7 @@ from sce_builtins.models.shuffle_bn import (
     set_num_simulated_devices,
     shuffled_forward,
 )
+from seed_mapping import grouped_model
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -67,8 +69,8 @@ def make_model(seed: int = 0, **kw) -> SCEModel:
     torch.manual_seed(seed)
     proj, pred = heads()
     args = dict(trunk=TinyTrunk(), projector=proj, predictor=pred, optimizer=SGD,
-                queue={"size": 20, "feature_dim": D}, sym=True, initial_momentum=0.9,
-                scheduler_momentum="constant", temp=0.1, temp_m=0.05, coeff=0.5)
+                queue={"size": 20, "feature_dim": D}, sym=True, temp=0.1, temp_m=0.05, coeff=0.5,
+                schedules={"momentum": {"initial": 0.9, "kind": "constant"}})
     args.update(kw)
     return SCEModel(**args)
 
@@ -158,7 +160,7 @@ def test_queue_receives_all_view_keys_in_order_and_wraps(tmp_path):
 
 
 def test_ema_after_each_step_with_cosine_momentum(tmp_path):
-    model = make_model(initial_momentum=0.9, scheduler_momentum="cosine")
+    model = make_model(schedules={"momentum": {"initial": 0.9, "kind": "cosine"}})
     rec = Recorder()
     trainer(tmp_path, max_epochs=2, callbacks=[rec]).fit(model, loader(8))
     # S = 2 steps per epoch, E = 2: m(t) = 1 - 0.1 * (1 + cos(pi t / 3)) / 2.
@@ -189,7 +191,7 @@ def _manual_step(model: SCEModel, views: list[torch.Tensor]) -> torch.Tensor:
 
 @pytest.mark.filterwarnings("ignore:You are trying to")
 def test_sym_pairing_with_local_crops_matches_spec_average():
-    model = make_model(num_global_crops=2, num_local_crops=2, queue={"size": 16, "feature_dim": D})
+    model = make_model(crops={"num_global": 2, "num_local": 2}, queue={"size": 16, "feature_dim": D})
     torch.manual_seed(1)
     views = [torch.rand(B, 3, 2, 8, 8), torch.rand(B, 3, 2, 8, 8),
              torch.rand(B, 3, 2, 4, 4), torch.rand(B, 3, 2, 4, 4)]
@@ -211,7 +213,7 @@ def test_sym_pairing_with_local_crops_matches_spec_average():
 
 @pytest.mark.filterwarnings("ignore:You are trying to")
 def test_asymmetric_mode_uses_view0_as_target_only():
-    model = make_model(sym=False, num_global_crops=2)
+    model = make_model(sym=False, crops={"num_global": 2})
     torch.manual_seed(2)
     views = [torch.rand(B, 3, 2, 8, 8), torch.rand(B, 3, 2, 8, 8)]
     ref = copy.deepcopy(model)
@@ -223,8 +225,8 @@ def test_asymmetric_mode_uses_view0_as_target_only():
 
 
 def test_mutual_pass_same_as_separate_in_eval_and_joint_bn_in_train():
-    model = make_model(mutual_pass=True, num_local_crops=1)
-    sep = make_model(mutual_pass=False, num_local_crops=1)
+    model = make_model(crops={"mutual_pass": True, "num_local": 1})
+    sep = make_model(crops={"mutual_pass": False, "num_local": 1})
     sep.load_state_dict(model.state_dict())
     torch.manual_seed(3)
     views = [torch.rand(B, 3, 2, 8, 8), torch.rand(B, 3, 2, 8, 8), torch.rand(B, 3, 2, 4, 4)]
@@ -240,11 +242,11 @@ def test_mutual_pass_same_as_separate_in_eval_and_joint_bn_in_train():
 
 
 def test_schedule_values_follow_spec_1_8():
-    model = make_model(coeff=0.5, warmup_epoch_coeff=1, start_warmup_coeff=1.0,
-                       warmup_scheduler_coeff="linear", scheduler_coeff="cosine",
-                       final_scheduler_coeff=0.0, temp_m=0.05, warmup_epoch_temp_m=2,
-                       start_warmup_temp_m=0.2, warmup_scheduler_temp_m="cosine",
-                       initial_momentum=0.99, scheduler_momentum="cosine")
+    model = make_model(coeff=0.5, temp_m=0.05, schedules={
+        "coeff": {"warmup_epochs": 1, "warmup_start": 1.0, "warmup_kind": "linear",
+                  "kind": "cosine", "final": 0.0},
+        "temp_m": {"warmup_epochs": 2, "warmup_start": 0.2, "warmup_kind": "cosine"},
+        "momentum": {"initial": 0.99, "kind": "cosine"}})
     model.set_schedule_horizon(steps_per_epoch=10, max_epochs=4)
     v = model.schedule_values(0, 0)
     assert v["coeff"] == pytest.approx(1.0) and v["temp_m"] == pytest.approx(0.2)
@@ -300,9 +302,11 @@ def test_forward_returns_trunk_features():
 
 @pytest.mark.parametrize(
     "kw",
-    [dict(num_splits=2), dict(predictor=nn.Identity(), projector=None), dict(queue={"size": 8}),
-     dict(scheduler_momentum="linear"), dict(num_global_crops=1, num_local_crops=0),
-     dict(shuffle_bn=True, simulate_n_devices=0), dict(num_devices=0)],
+    [dict(crops={"num_splits": 2}), dict(predictor=nn.Identity(), projector=None), dict(queue={"size": 8}),
+     dict(schedules={"momentum": {"kind": "linear"}}), dict(crops={"num_global": 1, "num_local": 0}),
+     dict(shuffle_bn={"enabled": True, "simulate_n_devices": 0}), dict(shuffle_bn={"num_devices": 0}),
+     dict(schedules={"coeff": {"warmup_kind": "step"}}), dict(schedules={"momentum": {"initail": 0.9}}),
+     dict(crops={"num_globals": 2})],
 )
 def test_bad_arguments_raise_value_error(kw):
     with pytest.raises(ValueError, match="^sce: "):
@@ -310,7 +314,7 @@ def test_bad_arguments_raise_value_error(kw):
 
 
 def test_checkpoint_resume_continues_exactly(tmp_path):
-    model = make_model(initial_momentum=0.9, scheduler_momentum="cosine")
+    model = make_model(schedules={"momentum": {"initial": 0.9, "kind": "cosine"}})
     ckpt = ModelCheckpoint(dirpath=tmp_path / "ck", filename="{epoch}", save_top_k=-1, every_n_epochs=1)
     rec_a = Recorder()
     trainer(tmp_path, max_epochs=2, callbacks=[rec_a, ckpt], enable_checkpointing=True).fit(model, loader(8))
@@ -318,7 +322,7 @@ def test_checkpoint_resume_continues_exactly(tmp_path):
     assert {"queue.queue", "queue.ptr", "momentum_trunk.net.0.weight"} <= set(state["state_dict"])
     assert state["sce_schedule"]["momentum"] == pytest.approx(rec_a.momenta[1])
 
-    fresh = make_model(seed=123, initial_momentum=0.9, scheduler_momentum="cosine")
+    fresh = make_model(seed=123, schedules={"momentum": {"initial": 0.9, "kind": "cosine"}})
     assert not torch.equal(fresh.queue.queue, model.queue.queue)
     rec_b = Recorder()
     trainer(tmp_path, max_epochs=2, callbacks=[rec_b]).fit(fresh, loader(8), ckpt_path=tmp_path / "ck" / "epoch=0.ckpt")
@@ -375,13 +379,13 @@ def test_shuffled_forward_restores_order():
 
 
 def test_model_shuffle_bn_simulates_devices_in_target_branch():
-    model = make_model(shuffle_bn=True, simulate_n_devices=2, num_devices=1)
+    model = make_model(shuffle_bn={"enabled": True, "simulate_n_devices": 2, "num_devices": 1})
     bns = [m for m in model.momentum_trunk.modules() if isinstance(m, SplitBatchNorm3d)]
     assert bns and all(m.num_splits == 2 for m in bns)
     assert all(type(m) is nn.BatchNorm3d for m in model.trunk.modules() if isinstance(m, nn.BatchNorm3d))
     # With one simulated device, BN is permutation invariant: shuffle changes nothing.
-    one = make_model(shuffle_bn=True, simulate_n_devices=1, num_devices=1)
-    plain = make_model(shuffle_bn=False)
+    one = make_model(shuffle_bn={"enabled": True, "simulate_n_devices": 1, "num_devices": 1})
+    plain = make_model(shuffle_bn={"enabled": False})
     x = torch.rand(B, 3, 2, 8, 8)
     torch.testing.assert_close(one.momentum_shared_step(x)["z"], plain.momentum_shared_step(x)["z"],
                                rtol=1e-5, atol=1e-6)
@@ -396,6 +400,7 @@ def test_model_shuffle_bn_simulates_devices_in_target_branch():
 
 
 # ---------------------------------------------------------------- the seed's model section
+# As the seed (eztorch) wrote it: flat keys, grouped by `grouped_model` before building.
 SEED_MODEL_YAML = """
 _name_: sce
 trunk: {_name_: sce_test_tiny_trunk}
@@ -498,7 +503,9 @@ def test_seed_model_section_builds_and_trains(tmp_path):
 
     assert {"sce", "sce_model"} <= set(registry("models").names())
     with tmp_component("trunks", "sce_test_tiny_trunk", TinyTrunk):
-        model = build_from_yaml(SEED_MODEL_YAML, kind="models")
+        # The seed's flat keys moved into our option groups (tests/seed_mapping.py).
+        model = build_from_yaml(yaml.safe_dump(grouped_model(yaml.safe_load(SEED_MODEL_YAML))),
+                                kind="models")
     assert isinstance(model, SCEModel) and model.sym and model.queue.size == 24
     rec = Recorder()
     trainer(tmp_path, max_epochs=2, callbacks=[rec]).fit(model, loader(8))
@@ -563,3 +570,70 @@ def test_loss_component_replaces_the_builtin_sce_loss():
         assert isinstance(model.loss_fn, InfoNCELoss) and model.loss_fn.temp == 0.2
         default = sce_core.build("models", {"_name_": "sce", "trunk": "tiny_loss_trunk"})
         assert type(default.loss_fn).__name__ == "SCELoss"
+
+
+# ---------------------------------------------------------------- option groups
+def test_partial_option_groups_keep_the_other_defaults():
+    model = make_model(schedules={"coeff": {"kind": "linear"}}, crops={"num_local": 1},
+                       shuffle_bn={"simulate_n_devices": 4})
+    assert model.schedules == {
+        "coeff": {"warmup_epochs": 0, "warmup_start": 1.0, "warmup_kind": "linear", "kind": "linear",
+                  "final": 0.0},
+        "temp_m": {"warmup_epochs": 0, "warmup_start": 0.05, "warmup_kind": "cosine"},
+        "momentum": {"initial": 0.999, "kind": "constant"},
+    }
+    assert (model.num_global_crops, model.num_local_crops, model.mutual_pass) == (2, 1, False)
+    assert (model.shuffle_bn, model.simulate_n_devices, model.num_devices) == (False, 4, -1)
+    # The main coeff schedule with no warm-up runs over the whole run: 0.5 -> 0.0 over S*E - 1.
+    model.set_schedule_horizon(steps_per_epoch=5, max_epochs=2)
+    assert [model.schedule_values(s, s // 5)["coeff"] for s in (0, 3, 9)] == pytest.approx(
+        [0.5, 0.5 - 0.5 * 3 / 9, 0.0])
+
+
+def test_default_option_groups_are_not_shared_between_models():
+    from sce_builtins.models.sce_options import DEFAULT_SCHEDULES
+
+    model = make_model()
+    model.schedules["coeff"]["final"] = 0.7
+    assert DEFAULT_SCHEDULES["coeff"]["final"] == 0.0 and make_model().schedules["coeff"]["final"] == 0.0
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("model.schedules.momentum.initail", 0.9,
+     "momentum schedule has no key 'initail'; did you mean 'initial'?"),
+    ("model.schedules.coeff.warmup_kind", "step", "'warmup_kind' to be 'linear' | 'cosine' | None"),
+    ("model.schedules.momentum.initial", 1.5, "'initial' must be in [0, 1], got 1.5"),
+    ("model.schedules.temp_m.warmup_start", 0.0, "'warmup_start' must be > 0, got 0.0"),
+    ("model.crops.num_globl", 2, "crop options has no key 'num_globl'; did you mean 'num_global'?"),
+    ("model.shuffle_bn.simulate_n_devices", 0, "'simulate_n_devices' must be >= 1, got 0"),
+    ("model.schedule", {}, "has no parameter 'schedule'; did you mean 'schedules'?"),
+])
+def test_option_group_mistakes_are_config_problems_with_their_path(key, value, message):
+    import sce_core
+    from sce_core.validate import validate_config
+
+    cfg = sce_core.load_config("demo", [f"{key}={json_value(value)}"])
+    issues = validate_config(cfg)
+    assert [i.path for i in issues] == [key]
+    assert message in issues[0].message
+
+
+def json_value(value) -> str:
+    import json
+
+    return json.dumps(value) if not isinstance(value, str) else value
+
+
+def test_info_lists_every_option_group_key_with_its_default():
+    from sce_core.info import describe
+
+    text = describe("sce", kind="models")
+    snippet = yaml.safe_load(describe("sce", kind="models", as_yaml=True))
+    assert snippet["schedules"] == {
+        "coeff": {"warmup_epochs": 0, "warmup_start": 1.0, "warmup_kind": "linear", "kind": None,
+                  "final": 0.0},
+        "temp_m": {"warmup_epochs": 0, "warmup_start": 0.05, "warmup_kind": "cosine"},
+        "momentum": {"initial": 0.999, "kind": "constant"},
+    }
+    assert snippet["crops"]["num_global"] == 2 and snippet["shuffle_bn"]["enabled"] is False
+    assert "``momentum.kind`` (constant)" in text

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import yaml
+from seed_mapping import SEED_MODEL_KEYS, our_path
 
 import sce_core
 from sce_core.validate import validate_config
@@ -52,8 +53,9 @@ def test_every_seed_key_and_value_is_at_the_same_path():
     for path, value in flatten(seed):
         if path[0] in DROPPED_SECTIONS:
             continue
+        mine = our_path(path)
         if path[-1] == "_target_":
-            parent = lookup(ours, path[:-1])
+            parent = lookup(ours, mine[:-1])
             if path[:-1] and path[0] in PLAIN_SECTIONS and len(path) == 2:
                 assert "_target_" not in parent and "_name_" not in parent, path
             else:
@@ -61,9 +63,27 @@ def test_every_seed_key_and_value_is_at_the_same_path():
                 assert "_target_" not in parent
             checked += 1
             continue
-        assert lookup(ours, path) == value, ".".join(map(str, path))
+        assert lookup(ours, mine) == value, ".".join(map(str, path))
         checked += 1
     assert checked > 150  # the seed has this many leaves; a broken flatten would check few
+
+
+def test_every_grouped_model_key_comes_from_the_seed():
+    """The recipe's option groups hold exactly the seed's keys: none added, none left flat."""
+    seed = yaml.safe_load(SEED.read_text())["model"]
+    ours = shown_config()["model"]
+    moved = {k for k in seed if k in SEED_MODEL_KEYS}
+    assert moved == set(SEED_MODEL_KEYS) - {"start_warmup_temp_m"}  # the seed leaves it out
+    assert not (moved - {"shuffle_bn"}) & set(ours)  # `shuffle_bn` names the group now
+    grouped = {key: {k for k in ours[key]} for key in ("crops", "shuffle_bn")}
+    assert grouped == {"crops": {"num_global", "num_local", "mutual_pass", "num_splits",
+                                 "num_splits_per_combination"},
+                       "shuffle_bn": {"enabled", "num_devices", "simulate_n_devices"}}
+    assert {k: set(v) for k, v in ours["schedules"].items()} == {
+        "coeff": {"warmup_epochs", "warmup_start", "warmup_kind", "kind", "final"},
+        "temp_m": {"warmup_epochs", "warmup_kind"},
+        "momentum": {"initial", "kind"},
+    }
 
 
 def test_no_target_keys_anywhere():

@@ -26,8 +26,8 @@ Deliberate differences from the reference (each documented where it lives):
     ``PL_GLOBAL_SEED`` when set, else ``torch.initial_seed()``); turn off with
     ``per_rank_seed: false``. Data-side shuffling and worker seeding belong to the datamodule;
   * shuffle-BN simulates devices for BN1d/2d/3d (see ``shuffle_bn.py``) and returns ``h`` in
-    the original order; ``shuffle_bn`` defaults to false (the canonical recipe's value);
-  * ``num_devices`` is informative: the effective device count is the trainer's world size at
+    the original order; ``shuffle_bn.enabled`` defaults to false (the canonical recipe's value);
+  * ``shuffle_bn.num_devices`` is informative: the effective device count is the trainer's world size at
     fit start (the reference also overwrote it there); ``-1`` is accepted;
   * the momentum schedule reads the step count from ``global_step`` (stateless, so resumes are
     exact); ``cosine_epoch`` uses the current epoch without the reference's one-batch lag;
@@ -37,9 +37,12 @@ Deliberate differences from the reference (each documented where it lives):
     ``trainer.estimated_stepping_batches``. ``S`` is passed to the optimizer factory as
     ``num_steps_per_epoch`` and drives the momentum / coefficient / temperature schedules.
 
-Seed keys accepted but not used: ``num_splits`` must be 0 (the image-only spatial split mode
-of spec 1.9 is not implemented; a positive value raises) and ``num_splits_per_combination``
-is then ignored.
+Seed keys accepted but not used: ``crops.num_splits`` must be 0 (the image-only spatial split
+mode of spec 1.9 is not implemented; a positive value raises) and
+``crops.num_splits_per_combination`` is then ignored.
+
+The constructor's option groups (``crops``, ``schedules``, ``shuffle_bn``, ``queue``) are
+declared in ``sce_options.py``.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, get_args
 
 import torch
 import torch.nn.functional as F
@@ -56,31 +59,35 @@ from torch import Tensor, nn
 
 from sce_builtins.losses.sce import SCELoss
 from sce_builtins.models.gather import concat_all_gather_without_backprop
-from sce_builtins.models.momentum import ema_update_, make_target, momentum_value
+from sce_builtins.models.momentum import (
+    MomentumScheduleKind,
+    ema_update_,
+    make_target,
+    momentum_value,
+)
 from sce_builtins.models.queue import FeatureQueue
+from sce_builtins.models.sce_options import (
+    DEFAULT_CROPS,
+    DEFAULT_SCHEDULES,
+    DEFAULT_SHUFFLE_BN,
+    CropOptions,
+    QueueOptions,
+    Schedules,
+    ShuffleBNOptions,
+    Temperature,
+    with_defaults,
+)
 from sce_builtins.models.shuffle_bn import (
     convert_to_split_batchnorm,
     set_num_simulated_devices,
     shuffled_forward,
 )
-from sce_builtins.optim.value_schedule import scheduler_value
+from sce_builtins.optim.value_schedule import ValueScheduleKind, scheduler_value
 from sce_builtins.transforms.stage import transform_batch
-from sce_core.constraints import NonNegative, Positive, Range, UnitInterval
+from sce_core.constraints import UnitInterval
 from sce_core.slots import Component, Factory
 
 _NAME = "sce"
-_MOMENTUM_KINDS = ("constant", "cosine", "cosine_epoch")
-_VALUE_KINDS = ("linear", "cosine")
-
-
-class QueueOptions(TypedDict):
-    """queue options"""
-
-    size: Annotated[int, Positive]
-    feature_dim: Annotated[int, Positive]
-
-
-Temperature = Annotated[float, Range(gt=0)]
 
 
 def _err(msg: str) -> ValueError:
@@ -91,11 +98,58 @@ def _as_views(x: Any) -> list[Tensor]:
     return [x] if isinstance(x, Tensor) else list(x)
 
 
+def _check_branches(trunk: Any, projector: Any, predictor: Any) -> None:
+    """The online branch: a trunk module; a predictor only on top of a projector."""
+    if not isinstance(trunk, nn.Module):
+        raise _err(f"trunk must be an nn.Module (a trunks component), got {type(trunk).__name__}")
+    if predictor is not None and projector is None:
+        raise _err("a predictor needs a projector; set projector or remove predictor")
+
+
+def _check_crops(crops: Mapping[str, Any]) -> None:
+    """At least two views, at least one global; the spatial split mode is not implemented."""
+    num_global, num_local = crops["num_global"], crops["num_local"]
+    if num_global < 1 or num_local < 0:
+        raise _err(f"need crops.num_global >= 1 and crops.num_local >= 0, got {num_global} and {num_local}")
+    if num_global + num_local < 2:
+        raise _err("SCE needs at least two views; set crops.num_global: 2")
+    if crops["num_splits"] != 0:
+        raise _err("crops.num_splits > 0 (spatial split mode, images only) is not implemented; "
+                   "set crops.num_splits: 0")
+
+
+def _check_schedules(schedules: Mapping[str, Mapping[str, Any]]) -> None:
+    """Known schedule kinds, a momentum in [0, 1], non-negative warm-up lengths."""
+    momentum = schedules["momentum"]
+    if momentum["kind"] not in get_args(MomentumScheduleKind):
+        raise _err(f"schedules.momentum.kind must be one of {get_args(MomentumScheduleKind)}, "
+                   f"got {momentum['kind']!r}")
+    if not 0.0 <= momentum["initial"] <= 1.0:
+        raise _err(f"schedules.momentum.initial must be in [0, 1], got {momentum['initial']}")
+    for path, kind in (("coeff.kind", schedules["coeff"]["kind"]),
+                       ("coeff.warmup_kind", schedules["coeff"]["warmup_kind"]),
+                       ("temp_m.warmup_kind", schedules["temp_m"]["warmup_kind"])):
+        if kind is not None and kind not in get_args(ValueScheduleKind):
+            raise _err(f"schedules.{path} must be 'linear', 'cosine' or null, got {kind!r}")
+    for name in ("coeff", "temp_m"):
+        if schedules[name]["warmup_epochs"] < 0:
+            raise _err(f"schedules.{name}.warmup_epochs must be >= 0, got {schedules[name]['warmup_epochs']}")
+
+
+def _check_shuffle_bn(shuffle_bn: Mapping[str, Any]) -> None:
+    """A positive number of simulated devices; ``num_devices`` -1 or positive."""
+    if shuffle_bn["enabled"] and shuffle_bn["simulate_n_devices"] < 1:
+        raise _err(f"shuffle_bn.simulate_n_devices must be >= 1, got {shuffle_bn['simulate_n_devices']}")
+    num_devices = shuffle_bn["num_devices"]
+    if num_devices == 0 or num_devices < -1:
+        raise _err(f"shuffle_bn.num_devices must be -1 (from the trainer) or positive, got {num_devices}")
+
+
 class SCEModel(LightningModule):
     """SCE pretraining model: online trunk/projector/predictor, EMA target, queue, SCE loss.
 
     The batch is ``{"input": [Tensor(B, C, T, H, W) per view], ...}`` (uint8 or float), with
-    ``num_global_crops`` global views first, then ``num_local_crops`` local ones. ``forward(x)``
+    ``crops.num_global`` global views first, then ``crops.num_local`` local ones. ``forward(x)``
     returns the online trunk features ``(B, num_features)`` (evaluation, export).
 
     Args:
@@ -111,37 +165,38 @@ class SCEModel(LightningModule):
         loss: loss component called as ``loss(q, k, queue=, k_global=)``; null builds the SCE
             loss from ``coeff``, ``temp``, ``temp_m`` and ``use_keys``. The ``coeff`` and
             ``temp_m`` schedules are applied to any loss that has those attributes.
-        coeff: lambda, weight of the one-hot positive in the target distribution.
-        final_scheduler_coeff: value reached by the main ``coeff`` schedule.
-        initial_momentum: EMA momentum at the first step.
-        scheduler_momentum: ``constant``, ``cosine`` (per step, to 1 at the last step) or
-            ``cosine_epoch`` (per epoch).
-        mutual_pass: run all crops of a pass through the networks as one concatenated batch
-            (BatchNorm statistics are then shared by the crops).
+        coeff: lambda, weight of the one-hot positive in the target distribution (the value
+            after the coeff warm-up and at the start of the main coeff schedule).
+        temp: temperature of the online distribution (never scheduled).
+        temp_m: temperature of the target distribution (the value after its warm-up).
+        use_keys: use the in-batch gathered keys as extra candidates (see the SCE loss).
+        sym: symmetric loss (every global crop is a target for the other crops).
+        queue: ``{size: K, feature_dim: D}`` for a queue of K keys, or null for none.
         normalize_outputs: L2-normalise projections and predictions.
-        num_devices: devices of the run (-1: from the trainer); informative only, the
-            trainer's world size is used at fit start.
-        num_global_crops: G, views fed to the target branch (first in the list).
-        num_local_crops: L, extra (smaller) views fed to the online branch only.
-        num_splits: spatial split mode of the reference (images only); must be 0.
-        num_splits_per_combination: split mode parameter; unused.
+        crops: the views of a batch, keys (defaults):
+            ``num_global`` (2): G, views fed to the target branch (first in the list);
+            ``num_local`` (0): L, extra (smaller) views fed to the online branch only;
+            ``mutual_pass`` (false): run all crops of a pass through the networks as one
+            concatenated batch (BatchNorm statistics are then shared by the crops);
+            ``num_splits`` (0): the reference's spatial split mode (images only), must be 0;
+            ``num_splits_per_combination`` (2): split mode parameter, unused.
+        schedules: per-batch values of coeff, temp_m and the EMA momentum, keys (defaults):
+            ``coeff.warmup_epochs`` (0: none), ``coeff.warmup_start`` (1.0) and
+            ``coeff.warmup_kind`` (linear): a warm-up from ``warmup_start`` to ``coeff``;
+            ``coeff.kind`` (null: constant) and ``coeff.final`` (0.0): the main schedule from
+            ``coeff`` to ``final`` after the warm-up;
+            ``temp_m.warmup_epochs`` (0), ``temp_m.warmup_start`` (0.05) and
+            ``temp_m.warmup_kind`` (cosine): a warm-up from ``warmup_start`` to ``temp_m``;
+            ``momentum.initial`` (0.999): EMA momentum at the first step;
+            ``momentum.kind`` (constant): ``constant``, ``cosine`` (per step, to 1 at the last
+            step) or ``cosine_epoch`` (per epoch). Kinds of coeff/temp_m: linear, cosine, null.
+        shuffle_bn: MoCo shuffle-BN of the target branch, keys (defaults):
+            ``enabled`` (false): shuffle the target batch across (possibly simulated) devices;
+            ``num_devices`` (-1: from the trainer): informative only, the trainer's world size
+            is used at fit start; ``simulate_n_devices`` (8): on one device, the number of
+            simulated devices whose BatchNorm statistics are computed separately.
         per_rank_seed: with several processes, seed each rank's device RNG with
             ``base_seed + global_rank`` at fit start so augmentations differ per rank.
-        queue: ``{size: K, feature_dim: D}`` for a queue of K keys, or null for none.
-        scheduler_coeff: main ``coeff`` schedule (``linear``, ``cosine`` or null).
-        simulate_n_devices: with ``shuffle_bn`` on one device, the number of simulated devices
-            whose BatchNorm statistics are computed separately in the target branch.
-        shuffle_bn: shuffle the target branch's batch across (possibly simulated) devices.
-        start_warmup_coeff: ``coeff`` at the start of its warm-up.
-        start_warmup_temp_m: ``temp_m`` at the start of its warm-up.
-        sym: symmetric loss (every global crop is a target for the other crops).
-        temp: temperature of the online distribution.
-        temp_m: temperature of the target distribution (after its warm-up).
-        use_keys: use the in-batch gathered keys as extra candidates (see the SCE loss).
-        warmup_epoch_coeff: epochs of ``coeff`` warm-up (0: none).
-        warmup_epoch_temp_m: epochs of ``temp_m`` warm-up (0: none).
-        warmup_scheduler_coeff: ``coeff`` warm-up shape (``linear``, ``cosine`` or null).
-        warmup_scheduler_temp_m: ``temp_m`` warm-up shape (``linear``, ``cosine`` or null).
     """
 
     def __init__(
@@ -155,39 +210,25 @@ class SCEModel(LightningModule):
         test_transform: Component("transforms") = None,  # type: ignore[valid-type]
         loss: Component("losses") = None,  # type: ignore[valid-type]
         coeff: Annotated[float, UnitInterval] = 0.5,
-        final_scheduler_coeff: Annotated[float, UnitInterval] = 0.0,
-        initial_momentum: Annotated[float, UnitInterval] = 0.999,
-        scheduler_momentum: Literal["constant", "cosine", "cosine_epoch"] = "constant",
-        mutual_pass: bool = False,
-        normalize_outputs: bool = True,
-        num_devices: int = -1,
-        num_global_crops: Annotated[int, Positive] = 2,
-        num_local_crops: Annotated[int, NonNegative] = 0,
-        num_splits: int = 0,
-        num_splits_per_combination: int = 2,
-        per_rank_seed: bool = True,
-        queue: QueueOptions | None = None,
-        scheduler_coeff: Literal["linear", "cosine"] | None = None,
-        simulate_n_devices: Annotated[int, Positive] = 8,
-        shuffle_bn: bool = False,
-        start_warmup_coeff: Annotated[float, UnitInterval] = 1.0,
-        start_warmup_temp_m: Temperature = 0.05,
-        sym: bool = False,
         temp: Temperature = 0.1,
         temp_m: Temperature = 0.05,
         use_keys: bool = False,
-        warmup_epoch_coeff: Annotated[int, NonNegative] = 0,
-        warmup_epoch_temp_m: Annotated[int, NonNegative] = 0,
-        warmup_scheduler_coeff: Literal["linear", "cosine"] | None = "linear",
-        warmup_scheduler_temp_m: Literal["linear", "cosine"] | None = "cosine",
+        sym: bool = False,
+        queue: QueueOptions | None = None,
+        normalize_outputs: bool = True,
+        crops: CropOptions = DEFAULT_CROPS,
+        schedules: Schedules = DEFAULT_SCHEDULES,
+        shuffle_bn: ShuffleBNOptions = DEFAULT_SHUFFLE_BN,
+        per_rank_seed: bool = True,
     ) -> None:
         super().__init__()
-        self._check_args(
-            trunk, projector, predictor, num_global_crops, num_local_crops, num_splits,
-            scheduler_momentum, initial_momentum, scheduler_coeff, warmup_scheduler_coeff,
-            warmup_scheduler_temp_m, warmup_epoch_coeff, warmup_epoch_temp_m, shuffle_bn,
-            simulate_n_devices, num_devices,
-        )
+        crops = with_defaults("crops", crops, DEFAULT_CROPS)
+        schedules = with_defaults("schedules", schedules, DEFAULT_SCHEDULES)
+        shuffle_bn = with_defaults("shuffle_bn", shuffle_bn, DEFAULT_SHUFFLE_BN)
+        _check_branches(trunk, projector, predictor)
+        _check_crops(crops)
+        _check_schedules(schedules)
+        _check_shuffle_bn(shuffle_bn)
         # Online branch.
         self.trunk = trunk
         self.projector = projector
@@ -195,7 +236,7 @@ class SCEModel(LightningModule):
         self.train_transform = train_transform
         self.val_transform = val_transform
         self.test_transform = test_transform
-        # Target branch: frozen copies, parameters and buffers (spec 2.3).
+        # Target branch: frozen copies, parameters and buffers (docs/reference.md §2.3).
         self.momentum_trunk = make_target(trunk)
         self.momentum_projector = make_target(projector) if projector is not None else None
         self.queue = self._make_queue(queue)
@@ -204,37 +245,30 @@ class SCEModel(LightningModule):
 
         self.optimizer_factory = optimizer
         self.normalize_outputs = bool(normalize_outputs)
-        self.num_global_crops = int(num_global_crops)
-        self.num_local_crops = int(num_local_crops)
+        self.num_global_crops = int(crops["num_global"])
+        self.num_local_crops = int(crops["num_local"])
         self.num_crops = self.num_global_crops + self.num_local_crops
-        self.num_splits = int(num_splits)
-        self.num_splits_per_combination = int(num_splits_per_combination)
-        self.mutual_pass = bool(mutual_pass)
+        self.num_splits = int(crops["num_splits"])
+        self.num_splits_per_combination = int(crops["num_splits_per_combination"])
+        self.mutual_pass = bool(crops["mutual_pass"])
         self.sym = bool(sym)
         self.per_rank_seed = bool(per_rank_seed)
-        self.num_devices = int(num_devices)
-        self.shuffle_bn = bool(shuffle_bn)
-        self.simulate_n_devices = int(simulate_n_devices)
+        self.num_devices = int(shuffle_bn["num_devices"])
+        self.shuffle_bn = bool(shuffle_bn["enabled"])
+        self.simulate_n_devices = int(shuffle_bn["simulate_n_devices"])
         if self.shuffle_bn:
             convert_to_split_batchnorm(self.momentum_trunk, 1)
             if self.momentum_projector is not None:
                 convert_to_split_batchnorm(self.momentum_projector, 1)
             self._set_devices(self.num_devices if self.num_devices > 0 else 1)
 
-        # Schedules (spec 1.8, 2.3): constructor values are the "final"/initial ones.
+        # Schedules (docs/reference.md §1.8, §2.3): ``coeff`` and ``temp_m`` are the values the
+        # warm-ups reach; the main coeff schedule starts from ``coeff``.
+        self.schedules = schedules
         self.initial_coeff = float(coeff)
-        self.final_scheduler_coeff = float(final_scheduler_coeff)
-        self.scheduler_coeff = scheduler_coeff
-        self.start_warmup_coeff = float(start_warmup_coeff)
-        self.warmup_epoch_coeff = int(warmup_epoch_coeff)
-        self.warmup_scheduler_coeff = warmup_scheduler_coeff
         self.final_temp_m = float(temp_m)
-        self.start_warmup_temp_m = float(start_warmup_temp_m)
-        self.warmup_epoch_temp_m = int(warmup_epoch_temp_m)
-        self.warmup_scheduler_temp_m = warmup_scheduler_temp_m
         self.temp = float(temp)
-        self.initial_momentum = float(initial_momentum)
-        self.scheduler_momentum = scheduler_momentum
+        self.initial_momentum = float(schedules["momentum"]["initial"])
 
         self.coeff = self.initial_coeff
         self.temp_m = self.final_temp_m
@@ -247,37 +281,6 @@ class SCEModel(LightningModule):
         self._ema_pairs: tuple[list[Tensor], list[Tensor]] | None = None
 
     # ------------------------------------------------------------------ construction helpers
-    @staticmethod
-    def _check_args(
-        trunk: Any, projector: Any, predictor: Any, g: int, local: int, num_splits: int,
-        sched_m: str, m0: float, sched_c: str | None, warm_c: str | None, warm_t: str | None,
-        warm_ep_c: int, warm_ep_t: int, shuffle_bn: bool, sim: int, num_devices: int,
-    ) -> None:
-        if not isinstance(trunk, nn.Module):
-            raise _err(f"trunk must be an nn.Module (a trunks component), got {type(trunk).__name__}")
-        if predictor is not None and projector is None:
-            raise _err("a predictor needs a projector; set projector or remove predictor")
-        if g < 1 or local < 0:
-            raise _err(f"need num_global_crops >= 1 and num_local_crops >= 0, got {g} and {local}")
-        if g + local < 2:
-            raise _err("SCE needs at least two views; set num_global_crops: 2")
-        if num_splits != 0:
-            raise _err("num_splits > 0 (spatial split mode, images only) is not implemented; set num_splits: 0")
-        if sched_m not in _MOMENTUM_KINDS:
-            raise _err(f"scheduler_momentum must be one of {_MOMENTUM_KINDS}, got {sched_m!r}")
-        if not 0.0 <= m0 <= 1.0:
-            raise _err(f"initial_momentum must be in [0, 1], got {m0}")
-        for name, kind in (("scheduler_coeff", sched_c), ("warmup_scheduler_coeff", warm_c),
-                           ("warmup_scheduler_temp_m", warm_t)):
-            if kind is not None and kind not in _VALUE_KINDS:
-                raise _err(f"{name} must be 'linear', 'cosine' or null, got {kind!r}")
-        if warm_ep_c < 0 or warm_ep_t < 0:
-            raise _err("warmup_epoch_coeff and warmup_epoch_temp_m must be >= 0")
-        if shuffle_bn and sim < 1:
-            raise _err(f"simulate_n_devices must be >= 1, got {sim}")
-        if num_devices == 0 or num_devices < -1:
-            raise _err(f"num_devices must be -1 (from the trainer) or positive, got {num_devices}")
-
     @staticmethod
     def _make_queue(cfg: Mapping[str, int] | None) -> FeatureQueue | None:
         if cfg is None:
@@ -383,32 +386,34 @@ class SCEModel(LightningModule):
         self.total_steps = int(total_steps) if total_steps is not None else self.steps_per_epoch * self.max_epochs
 
     def schedule_values(self, step: int, epoch: int) -> dict[str, float]:
-        """``coeff``, ``temp_m`` and ``momentum`` for the batch starting at optimizer step ``step``."""
-        s_ep, e_max = self.steps_per_epoch, self.max_epochs
-        if s_ep is None or e_max is None:
+        """``coeff``, ``temp_m`` and ``momentum`` for the batch starting at optimizer step ``step``.
+
+        In order (docs/reference.md §1.8): the temp_m warm-up, the coeff warm-up, then the main
+        coeff schedule (after the warm-up, or over the whole run without one); the momentum
+        follows its own schedule (§2.3).
+        """
+        steps, epochs = self.steps_per_epoch, self.max_epochs
+        if steps is None or epochs is None:
             raise _err("schedule horizon unknown; fit with a Trainer or call set_schedule_horizon")
+        temp_m_sched, coeff_sched = self.schedules["temp_m"], self.schedules["coeff"]
         temp_m = self.final_temp_m
-        wt = self.warmup_epoch_temp_m
-        if wt > 0 and epoch < wt:
-            temp_m = scheduler_value(self.warmup_scheduler_temp_m, self.start_warmup_temp_m,
-                                     self.final_temp_m, step, wt * s_ep - 1)
+        warm = temp_m_sched["warmup_epochs"]
+        if warm > 0 and epoch < warm:
+            temp_m = scheduler_value(temp_m_sched["warmup_kind"], temp_m_sched["warmup_start"],
+                                     self.final_temp_m, step, warm * steps - 1)
         coeff = self.initial_coeff
-        wc = self.warmup_epoch_coeff
-        if wc > 0 and epoch < wc:
-            coeff = scheduler_value(self.warmup_scheduler_coeff, self.start_warmup_coeff,
-                                    self.initial_coeff, step, wc * s_ep - 1)
-        if self.scheduler_coeff is not None:
-            if wc > 0 and epoch >= wc:
-                coeff = scheduler_value(self.scheduler_coeff, self.initial_coeff, self.final_scheduler_coeff,
-                                        step - wc * s_ep, (e_max - wc) * s_ep - 1)
-            elif wc == 0:
-                coeff = scheduler_value(self.scheduler_coeff, self.initial_coeff,
-                                        self.final_scheduler_coeff, step, e_max * s_ep - 1)
-        if self.scheduler_momentum == "cosine_epoch":
-            momentum = momentum_value("cosine_epoch", self.initial_momentum, epoch, e_max - 1)
+        warm = coeff_sched["warmup_epochs"]
+        if warm > 0 and epoch < warm:
+            coeff = scheduler_value(coeff_sched["warmup_kind"], coeff_sched["warmup_start"],
+                                    self.initial_coeff, step, warm * steps - 1)
+        elif coeff_sched["kind"] is not None:
+            coeff = scheduler_value(coeff_sched["kind"], self.initial_coeff, coeff_sched["final"],
+                                    step - warm * steps, (epochs - warm) * steps - 1)
+        kind = self.schedules["momentum"]["kind"]
+        if kind == "cosine_epoch":
+            momentum = momentum_value(kind, self.initial_momentum, epoch, epochs - 1)
         else:
-            momentum = momentum_value(self.scheduler_momentum, self.initial_momentum, step,
-                                      self.total_steps - 1)
+            momentum = momentum_value(kind, self.initial_momentum, step, self.total_steps - 1)
         return {"coeff": float(coeff), "temp_m": float(temp_m), "momentum": float(momentum)}
 
     def _horizon_from_trainer(self) -> None:
