@@ -89,6 +89,8 @@ def describe(name: str, kind: str | None = None, as_yaml: bool = False) -> str:
             default = "(given at build time)"
         elif p.default is inspect.Parameter.empty:
             default = "(required)"
+        elif isinstance(p.default, dict) and p.default and yaml_default(p.default):
+            default = "= (defaults in the YAML below)"
         else:
             default = f"= {p.default!r}"
         lines.append(f"  {p.name}: {p.type_text} {default}")

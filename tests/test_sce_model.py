@@ -637,3 +637,4 @@ def test_info_lists_every_option_group_key_with_its_default():
     }
     assert snippet["crops"]["num_global"] == 2 and snippet["shuffle_bn"]["enabled"] is False
     assert "``momentum.kind`` (constant)" in text
+    assert "  schedules: {coeff, temp_m, momentum} = (defaults in the YAML below)" in text.splitlines()
