@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -95,9 +95,3 @@ def momentum_value(
         return 1.0
     progress = min(max(step / total_steps, 0.0), 1.0)
     return 1.0 - (1.0 - initial) * (math.cos(math.pi * progress) + 1.0) / 2.0
-
-
-def iter_pairs(target: nn.Module, online: nn.Module) -> Iterable[tuple[Tensor, Tensor]]:
-    """Yield ``(target_param, online_param)`` pairs (for tests and naive baselines)."""
-    t, o = _pair_params(target, online)
-    return zip(t, o)

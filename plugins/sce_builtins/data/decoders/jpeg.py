@@ -131,18 +131,6 @@ _BACKENDS: dict[str, type[JpegBackend]] = {
 }
 
 
-def available_backends() -> list[str]:
-    """Names of the importable backends, in preference order."""
-    names = []
-    for name in AUTO_ORDER:
-        try:
-            _BACKENDS[name]()
-        except ImportError:
-            continue
-        names.append(name)
-    return names
-
-
 def make_backend(name: BackendName = "auto") -> JpegBackend:
     """Instantiate a backend by name; ``"auto"`` takes the first importable of simplejpeg, cv2, PIL."""
     if name == "auto":
