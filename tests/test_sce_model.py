@@ -116,7 +116,7 @@ class Recorder(Callback):
         target_p = copy.deepcopy(model.momentum_projector)
         with torch.no_grad():
             self.keys.append([F.normalize(target_p(target_t(v)), dim=1) for v in batch["input"]])
-        self._old = [p.detach().clone() for p in model._pairs()[0]]
+        self._old = [p.detach().clone() for p in model._ema_parameters()[0]]
 
     def on_train_batch_end(self, trainer, model, outputs, batch, batch_idx):
         # The model's own on_train_batch_start runs after the callbacks': read values here.
@@ -124,7 +124,7 @@ class Recorder(Callback):
         self.momenta.append(model.momentum)
         self.coeffs.append(model.coeff)
         m = model.momentum
-        targets, onlines = model._pairs()
+        targets, onlines = model._ema_parameters()
         self.ema_errors.append(max(
             float((t - (m * t_old + (1 - m) * o.detach())).abs().max())
             for t, t_old, o in zip(targets, self._old, onlines)

@@ -90,7 +90,7 @@ from sce_core.slots import Component, Factory
 _NAME = "sce"
 
 
-def _err(msg: str) -> ValueError:
+def _error(msg: str) -> ValueError:
     return ValueError(f"{_NAME}: {msg}")
 
 
@@ -101,20 +101,20 @@ def _as_views(x: Any) -> list[Tensor]:
 def _check_branches(trunk: Any, projector: Any, predictor: Any) -> None:
     """The online branch: a trunk module; a predictor only on top of a projector."""
     if not isinstance(trunk, nn.Module):
-        raise _err(f"trunk must be an nn.Module (a trunks component), got {type(trunk).__name__}")
+        raise _error(f"trunk must be an nn.Module (a trunks component), got {type(trunk).__name__}")
     if predictor is not None and projector is None:
-        raise _err("a predictor needs a projector; set projector or remove predictor")
+        raise _error("a predictor needs a projector; set projector or remove predictor")
 
 
 def _check_crops(crops: Mapping[str, Any]) -> None:
     """At least two views, at least one global; the spatial split mode is not implemented."""
     num_global, num_local = crops["num_global"], crops["num_local"]
     if num_global < 1 or num_local < 0:
-        raise _err(f"need crops.num_global >= 1 and crops.num_local >= 0, got {num_global} and {num_local}")
+        raise _error(f"need crops.num_global >= 1 and crops.num_local >= 0, got {num_global} and {num_local}")
     if num_global + num_local < 2:
-        raise _err("SCE needs at least two views; set crops.num_global: 2")
+        raise _error("SCE needs at least two views; set crops.num_global: 2")
     if crops["num_splits"] != 0:
-        raise _err("crops.num_splits > 0 (spatial split mode, images only) is not implemented; "
+        raise _error("crops.num_splits > 0 (spatial split mode, images only) is not implemented; "
                    "set crops.num_splits: 0")
 
 
@@ -122,27 +122,27 @@ def _check_schedules(schedules: Mapping[str, Mapping[str, Any]]) -> None:
     """Known schedule kinds, a momentum in [0, 1], non-negative warm-up lengths."""
     momentum = schedules["momentum"]
     if momentum["kind"] not in get_args(MomentumScheduleKind):
-        raise _err(f"schedules.momentum.kind must be one of {get_args(MomentumScheduleKind)}, "
+        raise _error(f"schedules.momentum.kind must be one of {get_args(MomentumScheduleKind)}, "
                    f"got {momentum['kind']!r}")
     if not 0.0 <= momentum["initial"] <= 1.0:
-        raise _err(f"schedules.momentum.initial must be in [0, 1], got {momentum['initial']}")
+        raise _error(f"schedules.momentum.initial must be in [0, 1], got {momentum['initial']}")
     for path, kind in (("coeff.kind", schedules["coeff"]["kind"]),
                        ("coeff.warmup_kind", schedules["coeff"]["warmup_kind"]),
                        ("temp_m.warmup_kind", schedules["temp_m"]["warmup_kind"])):
         if kind is not None and kind not in get_args(ValueScheduleKind):
-            raise _err(f"schedules.{path} must be 'linear', 'cosine' or null, got {kind!r}")
+            raise _error(f"schedules.{path} must be 'linear', 'cosine' or null, got {kind!r}")
     for name in ("coeff", "temp_m"):
         if schedules[name]["warmup_epochs"] < 0:
-            raise _err(f"schedules.{name}.warmup_epochs must be >= 0, got {schedules[name]['warmup_epochs']}")
+            raise _error(f"schedules.{name}.warmup_epochs must be >= 0, got {schedules[name]['warmup_epochs']}")
 
 
 def _check_shuffle_bn(shuffle_bn: Mapping[str, Any]) -> None:
     """A positive number of simulated devices; ``num_devices`` -1 or positive."""
     if shuffle_bn["enabled"] and shuffle_bn["simulate_n_devices"] < 1:
-        raise _err(f"shuffle_bn.simulate_n_devices must be >= 1, got {shuffle_bn['simulate_n_devices']}")
+        raise _error(f"shuffle_bn.simulate_n_devices must be >= 1, got {shuffle_bn['simulate_n_devices']}")
     num_devices = shuffle_bn["num_devices"]
     if num_devices == 0 or num_devices < -1:
-        raise _err(f"shuffle_bn.num_devices must be -1 (from the trainer) or positive, got {num_devices}")
+        raise _error(f"shuffle_bn.num_devices must be -1 (from the trainer) or positive, got {num_devices}")
 
 
 class SCEModel(LightningModule):
@@ -286,7 +286,7 @@ class SCEModel(LightningModule):
         if cfg is None:
             return None
         if not isinstance(cfg, Mapping) or set(cfg) != {"size", "feature_dim"}:
-            raise _err("queue must be null or a mapping {size: K, feature_dim: D}")
+            raise _error("queue must be null or a mapping {size: K, feature_dim: D}")
         return FeatureQueue(size=int(cfg["size"]), feature_dim=int(cfg["feature_dim"]))
 
     def _set_devices(self, world_size: int) -> None:
@@ -380,7 +380,7 @@ class SCEModel(LightningModule):
     ) -> None:
         """Set ``S`` (optimizer steps per epoch), ``E`` and the run's total optimizer steps."""
         if steps_per_epoch <= 0 or max_epochs <= 0:
-            raise _err(f"steps per epoch and max_epochs must be positive, got {steps_per_epoch}, {max_epochs}")
+            raise _error(f"steps per epoch and max_epochs must be positive, got {steps_per_epoch}, {max_epochs}")
         self.steps_per_epoch = int(steps_per_epoch)
         self.max_epochs = int(max_epochs)
         self.total_steps = int(total_steps) if total_steps is not None else self.steps_per_epoch * self.max_epochs
@@ -394,7 +394,7 @@ class SCEModel(LightningModule):
         """
         steps, epochs = self.steps_per_epoch, self.max_epochs
         if steps is None or epochs is None:
-            raise _err("schedule horizon unknown; fit with a Trainer or call set_schedule_horizon")
+            raise _error("schedule horizon unknown; fit with a Trainer or call set_schedule_horizon")
         temp_m_sched, coeff_sched = self.schedules["temp_m"], self.schedules["coeff"]
         temp_m = self.final_temp_m
         warm = temp_m_sched["warmup_epochs"]
@@ -423,7 +423,7 @@ class SCEModel(LightningModule):
         accumulate = max(int(trainer.accumulate_grad_batches), 1)
         if math.isinf(batches):
             if math.isinf(total):
-                raise _err("cannot size the schedules: set trainer.max_steps or give the train loader a length")
+                raise _error("cannot size the schedules: set trainer.max_steps or give the train loader a length")
             steps = int(total) // max(int(trainer.max_epochs or 1), 1)
         else:
             steps = math.ceil(batches / accumulate)
@@ -452,7 +452,7 @@ class SCEModel(LightningModule):
     def configure_optimizers(self) -> Any:
         """Call the optimizer factory with this model, ``S`` and the global batch size."""
         if self.optimizer_factory is None:
-            raise _err("no optimizer configured; set model.optimizer (e.g. optimizer_factory)")
+            raise _error("no optimizer configured; set model.optimizer (e.g. optimizer_factory)")
         self._horizon_from_trainer()
         return self.optimizer_factory(
             model=self,
@@ -482,7 +482,7 @@ class SCEModel(LightningModule):
         self._ema_pairs = None
         self._pending_keys = []
 
-    def _pairs(self) -> tuple[list[Tensor], list[Tensor]]:
+    def _ema_parameters(self) -> tuple[list[Tensor], list[Tensor]]:
         if self._ema_pairs is None:
             targets: list[Tensor] = []
             onlines: list[Tensor] = []
@@ -493,7 +493,7 @@ class SCEModel(LightningModule):
                 t_named = list(target.named_parameters())
                 o_named = list(online.named_parameters())
                 if [n for n, _ in t_named] != [n for n, _ in o_named]:
-                    raise _err("target and online branches have different parameters")
+                    raise _error("target and online branches have different parameters")
                 targets += [p for _, p in t_named]
                 onlines += [p for _, p in o_named]
             self._ema_pairs = (targets, onlines)
@@ -524,7 +524,7 @@ class SCEModel(LightningModule):
         """Target and online passes, paired SCE losses (spec 1.9); keys kept for the queue."""
         views = _as_views(batch["input"] if isinstance(batch, Mapping) else batch)
         if len(views) != self.num_crops:
-            raise _err(
+            raise _error(
                 f"the batch has {len(views)} views but num_global_crops + num_local_crops = "
                 f"{self.num_crops}; make the datamodule produce that many clips"
             )
@@ -580,7 +580,7 @@ class SCEModel(LightningModule):
             keys = self._pending_keys[0] if len(self._pending_keys) == 1 else torch.cat(self._pending_keys)
             self.queue.enqueue(keys)
         self._pending_keys = []
-        targets, onlines = self._pairs()
+        targets, onlines = self._ema_parameters()
         ema_update_(targets, onlines, self.momentum)
 
     def validation_step(self, batch: Any, batch_idx: int) -> dict[str, Tensor]:
