@@ -18,7 +18,6 @@ from sce_core.paths import cache_dir
 
 COMMANDS_GROUP = "sce.commands"
 FAILURES_FILE = "plugin_failures.json"
-DEMO_CONFIG = "demo"
 
 
 # -- commands that read metadata only ---------------------------------------------------
@@ -200,42 +199,55 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def default_config() -> str:
+    """The config ``sce pretrain`` runs without CONFIG, as a plugin declares it."""
+    from sce_core.hooks import declarations, is_builtin
+
+    names = [(plugin, name) for plugin, name in declarations("sce_default_config") if name]
+    if not names:
+        raise SCEError("missing CONFIG: give a config path or a shipped name (`sce config list`); "
+                       "no installed plugin declares a default config")
+    if not is_builtin(names[0][0]) and len({name for _, name in names}) > 1:
+        raise SCEError("missing CONFIG: plugins declare different default configs ("
+                       + ", ".join(f"{name} by {plugin}" for plugin, name in sorted(names))
+                       + "); give CONFIG")
+    return str(names[0][1])  # the built-ins' answer comes first
+
+
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from sce_core.runner import pretrain
 
-    config, overrides = split_config_args(args.args, DEMO_CONFIG)
+    items = list(args.args)
+    default = default_config() if not items or "=" in items[0] else None
+    config, overrides = split_config_args(items, default)
     _run_code_files(args)
     pretrain(config, overrides, code_files=args.code or ())
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from sce_core.runner import evaluate
+    from sce_core.runner import evaluate, find_protocol
 
+    find_protocol(args.protocol)  # an unknown name fails before the config is read
     config, overrides = split_config_args(args.args, None)
     _run_code_files(args)
     evaluate(args.protocol, config, overrides, code_files=args.code or ())
     return 0
 
 
-def cmd_export(args: argparse.Namespace) -> int:
-    from sce_core.export import export_trunk
+def _protocols_help() -> str:
+    """``sce evaluate --help``: the protocols installed plugins declare, one line each."""
+    from sce_core.runner import evaluation_protocols
 
-    out = export_trunk(Path(args.checkpoint), Path(args.output), force=args.force)
-    print(f"wrote {out}")
-    return 0
-
-
-def cmd_plot(args: argparse.Namespace) -> int:
-    from sce_core.plots import plot_run
-
-    for path in plot_run(Path(args.run_dir), force=args.force):
-        print(f"wrote {path}")
-    return 0
+    lines = ["protocols:"]
+    for name, protocol in sorted(evaluation_protocols().items()):
+        doc = "" if isinstance(protocol, Exception) else (protocol.__doc__ or "").strip()
+        lines.append(f"  {name:<12} {doc.splitlines()[0] if doc else ''}".rstrip())
+    return "\n".join(lines)
 
 
 def cmd_plugin(args: argparse.Namespace) -> int:
-    from sce_core.testing import check_plugin
+    from sce_core.conformance import check_plugin
 
     problems = check_plugin(args.dist)
     if problems:
@@ -294,25 +306,15 @@ def build_parser(plugin_commands: dict[str, Any]) -> argparse.ArgumentParser:
                    help="resolve interpolations, fill defaults, record providers")
     p.add_argument("--code", action="append", metavar="FILE")
     p.set_defaults(func=cmd_config)
-    config_cmd("pretrain", "SCE pretraining (no CONFIG: the CPU demo on synthetic videos)",
+    config_cmd("pretrain", "pretraining (no CONFIG: the default config a plugin declares)",
                cmd_pretrain)
-    p = sub.add_parser("evaluate", help="linear or kNN evaluation of a pretrained trunk")
-    p.add_argument("protocol", choices=["linear", "knn"])
+    p = sub.add_parser("evaluate", help="downstream evaluation of a pretrained trunk "
+                                        "(`sce evaluate --help` lists the protocols)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("protocol", help="an evaluation protocol a plugin declares (listed below)")
     p.add_argument("args", nargs="*", metavar="CONFIG [key=value ...]")
     p.add_argument("--code", action="append", metavar="FILE")
     p.set_defaults(func=cmd_evaluate)
-
-    p = sub.add_parser("export", help="write the online trunk's weights from a checkpoint")
-    p.add_argument("checkpoint")
-    p.add_argument("output", help="weights file (not .yaml); <stem>.yaml is written beside it")
-    p.add_argument("--force", action="store_true",
-                   help="overwrite an existing OUT and <stem>.yaml (never the input checkpoint)")
-    p.set_defaults(func=cmd_export)
-
-    p = sub.add_parser("plot", help="PNG plots of a run's logged curves")
-    p.add_argument("run_dir")
-    p.add_argument("--force", action="store_true", help="overwrite existing PNGs in RUN/plots/")
-    p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("plugin", help="plugin author tools")
     p.add_argument("action", choices=["validate"])
@@ -335,6 +337,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     plugin_commands = _plugin_commands()
     parser = build_parser(plugin_commands)
     command_at = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+    if command_at is not None and argv[command_at] == "evaluate" and _asks_help(argv):
+        _subcommand(parser, "evaluate").epilog = _protocols_help()  # imports hook modules
     if command_at is not None and argv[command_at] in plugin_commands:
         # plugin commands parse their own arguments (including --help)
         args = parser.parse_args([*argv[:command_at], argv[command_at]])
@@ -365,6 +369,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = 1
     _report_failures()
     return code
+
+
+def _asks_help(argv: Sequence[str]) -> bool:
+    return "-h" in argv or "--help" in argv
+
+
+def _subcommand(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[name]
 
 
 def _one_message(exc: BaseException) -> str:

@@ -1,8 +1,12 @@
 """pluggy hooks (project name ``sce``): behaviour extension, never component names.
 
 Hook modules are declared in the ``sce.hooks`` entry-point group and imported only by
-commands that fire hooks (``check``, ``pretrain``, ``evaluate``). A module that fails to
-import is reported like a failed component and skipped.
+commands that fire hooks (``check``, ``config``, ``pretrain``, ``evaluate``, ``plugin``). A
+module that fails to import is reported like a failed component and skipped.
+
+Declaration hooks (``sce_sections``, ``sce_evaluation_protocols``, ``sce_default_config``,
+``sce_kind_contracts``) take no arguments and return data; :func:`declared` merges them with
+the built-ins' answer first: a third party cannot take over what the built-ins declare.
 """
 
 from __future__ import annotations
@@ -12,8 +16,15 @@ from typing import Any
 
 import pluggy
 
-from sce_core.errors import PluginLoadError
-from sce_core.registries import Entry, _record_failure, plugin_entry_points, strict_mode
+from sce_core.errors import PluginLoadError, SCEError
+from sce_core.registries import (
+    BUILTIN_DIST,
+    Entry,
+    _record_failure,
+    normalize_dist,
+    plugin_entry_points,
+    strict_mode,
+)
 
 PROJECT = "sce"
 HOOKS_GROUP = "sce.hooks"
@@ -43,6 +54,32 @@ class SCEHookSpecs:
     @hookspec
     def sce_callbacks(self, config: dict[str, Any]) -> list[Any] | None:
         """Return extra ``lightning.Callback`` objects to add to the Trainer of a run."""
+
+    @hookspec
+    def sce_sections(self) -> dict[str, Any] | None:
+        """Return the top-level run-config sections this plugin reads, ``{name: type}``.
+
+        The type is a ``TypedDict`` (its keys are checked, with did-you-mean), a slot marker
+        such as ``Component("models")``, or any annotation the validator checks. Sections the
+        core declares cannot be redeclared (``sce plugin validate`` reports it).
+        """
+
+    @hookspec
+    def sce_evaluation_protocols(self) -> dict[str, Any] | None:
+        """Return ``{name: protocol}`` for ``sce evaluate NAME CONFIG``.
+
+        A protocol is called with the prepared run (:class:`sce_core.runner.RunSetup`, whose
+        ``fit()`` trains with the run's stop handling) and returns the results to report.
+        """
+
+    @hookspec
+    def sce_default_config(self) -> str | None:
+        """Return the config ``sce pretrain`` runs when no CONFIG is given (a shipped name)."""
+
+    @hookspec
+    def sce_kind_contracts(self) -> dict[str, Any] | None:
+        """Return ``{kind: KindContract}``: the smoke test of built components of a kind and
+        stand-ins for their runtime arguments (:mod:`sce_core.contracts`)."""
 
 
 _MANAGER: pluggy.PluginManager | None = None
@@ -82,3 +119,44 @@ def collect_callbacks(config: dict[str, Any]) -> list[Any]:
     for found in plugin_manager().hook.sce_callbacks(config=config):
         out += list(found or ())
     return out
+
+
+def is_builtin(plugin: str) -> bool:
+    """Whether a registered hook module (``dist:name``) belongs to sce-core itself."""
+    return normalize_dist(plugin.split(":", 1)[0]) == BUILTIN_DIST
+
+
+def declarations(hook: str) -> list[tuple[str, Any]]:
+    """``(plugin, answer)`` of every implementation of an argument-free hook, built-ins first."""
+    impls = getattr(plugin_manager().hook, hook).get_hookimpls()
+    answers = [(impl.plugin_name, impl.function()) for impl in impls]
+    return sorted(answers, key=lambda pa: not is_builtin(pa[0]))
+
+
+def declared(hook: str, what: str) -> dict[str, Any]:
+    """``{name: value}`` merged over a hook returning mappings; the built-ins' names win.
+
+    A name two third-party plugins declare maps to an :class:`SCEError` naming both (raised
+    by :func:`pick` when the name is used).
+    """
+    found: dict[str, list[tuple[str, Any]]] = {}
+    for plugin, answer in declarations(hook):
+        for name, value in (answer or {}).items():
+            found.setdefault(name, []).append((plugin, value))
+    out: dict[str, Any] = {}
+    for name, providers in found.items():
+        if len(providers) > 1 and not is_builtin(providers[0][0]):
+            plugins = " and ".join(sorted(p for p, _ in providers))
+            out[name] = SCEError(f"{what} '{name}' is declared by {plugins}; disable one "
+                                 f"(SCE_DISABLE_PLUGINS=dist)")
+        else:
+            out[name] = providers[0][1]
+    return out
+
+
+def pick(values: dict[str, Any], name: str) -> Any:
+    """``values[name]``, raising the ambiguity error :func:`declared` stored for it."""
+    value = values[name]
+    if isinstance(value, SCEError):
+        raise value
+    return value

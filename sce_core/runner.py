@@ -1,4 +1,4 @@
-"""Config -> datamodule, model, Trainer: ``sce pretrain``, ``sce evaluate``, ``sce export``.
+"""Config -> datamodule, model, Trainer: ``sce pretrain`` and ``sce evaluate PROTOCOL``.
 
 The runner stays thin: Lightning does devices, precision, DDP, SLURM, checkpointing and
 logging. What it adds: whole-config validation first, the resolved config in the run folder,
@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from sce_core.building import build
 from sce_core.config import load_config, save_config
 from sce_core.errors import ConfigError, RunInterrupted, SCEError
-from sce_core.hooks import collect_callbacks, plugin_manager
+from sce_core.hooks import collect_callbacks, declared, pick, plugin_manager
 from sce_core.run_dir import CLAIM_FILE, launcher_job
 from sce_core.validate import validate_config
 
@@ -29,7 +29,6 @@ CHECKPOINT_DIR = "checkpoints"
 RESUME_CHECKPOINT = "last.ckpt"
 DEFAULT_CHECKPOINT_MINUTES = 30.0
 DEFAULT_RUN_ROOT = "runs"
-EXPORT_CONFIG_SUFFIX = ".yaml"
 
 
 def prepare(config: str | Path, overrides: Sequence[str] = ()) -> tuple[Any, dict[str, Any]]:
@@ -226,6 +225,11 @@ class RunSetup(NamedTuple):
     stop: Any
     fresh: bool = False  # the folder was claimed by this run (given back if it fails at once)
 
+    def fit(self, **kwargs: Any) -> None:
+        """``trainer.fit`` from the resume checkpoint, with the run's stop handling."""
+        kwargs.setdefault("ckpt_path", str(self.resume_from) if self.resume_from else None)
+        _fit(self, **kwargs)
+
 
 def _checkpoint_options(plain: dict[str, Any]) -> dict[str, Any]:
     options = dict(plain.get("checkpoint") or {})
@@ -340,46 +344,43 @@ def pretrain(config: str | Path, overrides: Sequence[str] = (), code_files: Sequ
             trainer.save_checkpoint(run.run_dir / CHECKPOINT_DIR / RESUME_CHECKPOINT)
         if trainer.global_rank == 0:
             print(f"sce: run folder {run.run_dir.resolve()} (config.yaml, logs/, tensorboard/, "
-                  f"{CHECKPOINT_DIR}/{RESUME_CHECKPOINT}; plots: `sce plot {run.run_dir}`)")
+                  f"{CHECKPOINT_DIR}/{RESUME_CHECKPOINT})")
         if stop.requested:
             raise RunInterrupted("stopped by a signal after training ended; the run's checkpoint "
                                  "is complete", stop.exit_code)
     return trainer
 
 
+def evaluation_protocols() -> dict[str, Any]:
+    """Every protocol the ``sce_evaluation_protocols`` hooks declare, by name."""
+    return declared("sce_evaluation_protocols", "evaluation protocol")
+
+
+def find_protocol(name: str) -> Any:
+    """The protocol called ``name``; a one-line error with the closest names if none is."""
+    from sce_core.walk import suggest
+
+    protocols = evaluation_protocols()
+    if name not in protocols:
+        known = ", ".join(sorted(protocols)) or "none (no installed plugin declares one)"
+        raise SCEError(f"unknown evaluation protocol '{name}'{suggest(name, protocols)} "
+                       f"(protocols: {known})")
+    return pick(protocols, name)
+
+
 def evaluate(protocol: str, config: str | Path, overrides: Sequence[str] = (),
              code_files: Sequence[str] = ()) -> Any:
-    """Linear or kNN evaluation of a pretrained trunk (``sce evaluate linear|knn``)."""
-    from lightning.pytorch.callbacks import ModelCheckpoint
+    """Run evaluation ``protocol`` (declared by a plugin) on a prepared run; its results.
 
+    The protocol receives the :class:`RunSetup`; a stop signal is handled as in pretraining.
+    """
     from sce_core.stop import StopRequest
 
+    run_protocol = find_protocol(protocol)
     stop = StopRequest()
     with stop.installed():
         run = setup_run(config, overrides, code_files, stop=stop)
-        trainer = run.trainer
-        ckpt_path = None
-        if protocol == "linear":
-            _fit(run, ckpt_path=str(run.resume_from) if run.resume_from else None)
-            best = [c for c in trainer.checkpoint_callbacks
-                    if isinstance(c, ModelCheckpoint) and c.monitor and c.best_model_path]
-            if best:
-                ckpt_path = best[0].best_model_path  # spec 6.5: the best validation checkpoint is tested
-        results = trainer.test(run.model, datamodule=run.datamodule, ckpt_path=ckpt_path, weights_only=True)
-    if trainer.global_rank == 0:
+        results = run_protocol(run)
+    if run.trainer.global_rank == 0:
         print(f"sce: {protocol} evaluation results {results} (run folder {run.run_dir.resolve()})")
     return results
-
-
-def export(checkpoint: str | Path, output: str | Path) -> Path:
-    """Write the online trunk's weights and its resolved config beside them."""
-    from sce_core.export import export_trunk
-
-    return export_trunk(Path(checkpoint), Path(output))
-
-
-def plot(run_dir: str | Path) -> list[Path]:
-    """PNG plots of the curves a run logged (loss, lr, momentum, accuracies)."""
-    from sce_core.plots import plot_run
-
-    return plot_run(Path(run_dir))

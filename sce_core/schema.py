@@ -8,8 +8,9 @@ A key's declared type becomes one of four slots:
   signature (split and loader options), ``lightning.Trainer``'s arguments, the ``seed`` section;
 * :class:`ValueSlot` - a plain value checked against its annotation and constraints.
 
-:data:`SECTIONS` declares the top-level sections of a run config once; validation, building
-and the resolved config all read it.
+:data:`SECTIONS` declares the framework's top-level sections of a run config once; plugins add
+the sections they read through the ``sce_sections`` hook. :func:`run_sections` is both, and
+validation, building and the resolved config all read it.
 """
 
 from __future__ import annotations
@@ -191,6 +192,7 @@ class Section:
 
     slot: Slot | typing.Callable[[], Slot]
     required: bool = False
+    error: str | None = None  # why the section cannot be used (two plugins declare it)
 
     def resolve(self) -> Slot:
         """The slot (computed on first use for sections that import Lightning)."""
@@ -209,8 +211,23 @@ SECTIONS: dict[str, Section] = {
     "code": Section(ValueSlot(Union[list[str], str, None])),
     "name": Section(ValueSlot(str)),
     "notes": Section(ValueSlot()),
-    # Sections read by the built-ins (item 3 of issue 10 moves them to a plugin declaration).
-    "evaluation": Section(ValueSlot()),
-    "demo": Section(ValueSlot()),
-    "sce": Section(ValueSlot()),
 }
+
+
+def run_sections() -> dict[str, Section]:
+    """The core's :data:`SECTIONS` plus those every ``sce_sections`` hook declares.
+
+    A plugin cannot redeclare a core section (its declaration is ignored here and reported by
+    ``sce plugin validate``); a name two third-party plugins declare is unusable.
+    """
+    from sce_core.hooks import declared
+
+    sections = dict(SECTIONS)
+    for name, annotation in declared("sce_sections", "top-level section").items():
+        if name in SECTIONS:
+            continue
+        if isinstance(annotation, Exception):
+            sections[name] = Section(ValueSlot(), error=str(annotation))
+        else:
+            sections[name] = Section(slot_for(annotation))
+    return sections

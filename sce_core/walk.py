@@ -39,6 +39,7 @@ from sce_core.schema import (
     ManySlot,
     OptionsSlot,
     Slot,
+    run_sections,
     slot_for,
 )
 from sce_core.signature import ComponentSpec, Param, check_type, component_spec
@@ -127,19 +128,23 @@ class Walker:
 
     # -- entry points ------------------------------------------------------------------
     def run_config(self, cfg: Mapping[str, Any]) -> dict[str, Any]:
-        """Every top-level section of a run config, dispatched by :data:`SECTIONS`."""
+        """Every top-level section of a run config, dispatched by :func:`run_sections`."""
+        sections = run_sections()
         out: dict[str, Any] = {}
         for key, value in cfg.items():
-            section = SECTIONS.get(key)
+            section = sections.get(key)
             if section is None:
-                self.problem(key, f"unknown top-level section{suggest(key, SECTIONS)} "
-                                  f"(sections: {', '.join(sorted(SECTIONS))})")
+                self.problem(key, f"unknown top-level section{suggest(key, sections)} "
+                                  f"(sections: {', '.join(sorted(sections))})")
+                continue
+            if section.error:
+                self.problem(key, section.error)
                 continue
             out[key] = self.walk(value, section.resolve(), key)
         return out
 
     def required_sections(self, cfg: Mapping[str, Any]) -> None:
-        """Report the sections a run needs that ``cfg`` lacks."""
+        """Report the sections a run needs that ``cfg`` lacks (plugin sections are optional)."""
         for key, section in SECTIONS.items():
             if section.required and cfg.get(key) is None:
                 slot = section.resolve()

@@ -17,9 +17,9 @@ import pytest
 import torch
 from sce_builtins.tools import frames as frames_tool
 from sce_builtins.tools import synth
+from sce_builtins.tools.export import export_trunk
 
 from sce_core.errors import SCEError
-from sce_core.export import export_trunk
 from sce_core.run_callbacks import CONFIG_KEY
 
 SYNTH_TINY = ["--num-classes", "2", "--train-per-class", "1", "--val-per-class", "1",

@@ -13,7 +13,15 @@ from sce_core.building import Builder, NodeFactory
 from sce_core.constraints import Range, constraint_problem, finite_problem
 from sce_core.errors import ConfigError
 from sce_core.resolved import resolve_run_config
-from sce_core.schema import SECTIONS, ComponentSlot, ManySlot, OptionsSlot, ValueSlot, slot_for
+from sce_core.schema import (
+    SECTIONS,
+    ComponentSlot,
+    ManySlot,
+    OptionsSlot,
+    ValueSlot,
+    run_sections,
+    slot_for,
+)
 from sce_core.slots import Component, ComponentList, Factory
 from sce_core.validate import Validator, validate_value
 from sce_core.walk import ComponentAt, Visitor, walk_config, walk_node
@@ -120,10 +128,12 @@ def test_sections_table_dispatches_every_top_level_key():
     validator = Validator()
     out = walk_config(cfg, validator)
     assert [str(i) for i in validator.issues] == [
-        "ckpt_path: unknown top-level section (sections: " + ", ".join(sorted(SECTIONS)) + ")"]
+        "ckpt_path: unknown top-level section (sections: " + ", ".join(sorted(run_sections())) + ")"]
     assert set(out) == set(cfg) - {"ckpt_path"}
     assert SECTIONS["model"].required and SECTIONS["datamodule"].required
     assert not SECTIONS["trainer"].required
+    # the core declares framework sections only; the built-ins add the one they read
+    assert "evaluation" not in SECTIONS and set(run_sections()) - set(SECTIONS) == {"evaluation"}
 
 
 def test_trainer_values_checked_against_lightning_annotations():

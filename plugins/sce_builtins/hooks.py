@@ -1,4 +1,8 @@
-"""Built-in hook implementations: semantic checks that span several config sections."""
+"""Built-in hook implementations: the sections, protocols, default config and kind contracts
+the built-ins declare, and semantic checks that span several config sections.
+
+Imported by commands that fire hooks; keep it light (no torch at import time).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ from typing import Any
 
 from sce_core.errors import Issue
 from sce_core.hooks import hookimpl
+
+DEFAULT_CONFIG = "demo"  # the CPU demo on built-in synthetic videos
 
 
 def _get(config: dict[str, Any], path: str) -> Any:
@@ -28,3 +34,33 @@ def sce_validate_config(config: dict[str, Any]) -> list[Issue]:
                             f"queue features have size {queue_dim} but the projector outputs "
                             f"{proj_dim}; set model.queue.feature_dim={proj_dim}"))
     return issues
+
+
+@hookimpl
+def sce_sections() -> dict[str, Any]:
+    """``evaluation``: options of `sce evaluate` read by the built-in protocols."""
+    from sce_builtins.evaluation.protocols import EvaluationOptions
+
+    return {"evaluation": EvaluationOptions}
+
+
+@hookimpl
+def sce_evaluation_protocols() -> dict[str, Any]:
+    """``linear`` (fit, then test the best checkpoint) and ``knn`` (test only)."""
+    from sce_builtins.evaluation.protocols import PROTOCOLS
+
+    return dict(PROTOCOLS)
+
+
+@hookimpl
+def sce_default_config() -> str:
+    """`sce pretrain` with no CONFIG runs the CPU demo."""
+    return DEFAULT_CONFIG
+
+
+@hookimpl
+def sce_kind_contracts() -> dict[str, Any]:
+    """Smoke tests and runtime stand-ins of the kinds the built-ins define contracts for."""
+    from sce_builtins.contracts import CONTRACTS
+
+    return dict(CONTRACTS)

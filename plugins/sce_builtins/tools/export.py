@@ -1,4 +1,5 @@
-"""``sce export``: the online trunk's weights of a checkpoint, and the config to rebuild it.
+"""``sce export CKPT OUT``: the online trunk's weights of a checkpoint, and the config to
+rebuild it (a command of the built-ins, declared in ``sce.commands``).
 
 A model exposes its online trunk as the ``trunk`` attribute, which is all this relies on.
 ``OUT`` and its sibling ``<stem>.yaml`` are never overwritten without ``force``; ``OUT`` may
@@ -7,7 +8,9 @@ never be the input checkpoint itself nor a ``.yaml``/``.yml`` file, even with ``
 
 from __future__ import annotations
 
+import argparse
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +95,22 @@ def export_trunk(checkpoint: Path, output: Path, force: bool = False) -> Path:
         node["pretrained"] = str(output.resolve())
         OmegaConf.save(OmegaConf.create(node), yaml_path)
     return output
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``sce export`` argument parser."""
+    parser = argparse.ArgumentParser(prog="sce export",
+                                     description="Write the online trunk's weights from a checkpoint.")
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("output", type=Path,
+                        help="weights file (not .yaml); <stem>.yaml is written beside it")
+    parser.add_argument("--force", action="store_true",
+                        help="overwrite an existing OUT and <stem>.yaml (never the input checkpoint)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``sce export ARGS``; errors are raised as one-line ``SCEError`` for ``sce``."""
+    args = build_parser().parse_args(argv)
+    print(f"wrote {export_trunk(args.checkpoint, args.output, force=args.force)}")
+    return 0

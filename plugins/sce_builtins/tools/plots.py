@@ -1,4 +1,5 @@
-"""``sce plot``: PNG plots of the curves a run logged (loss, lr, momentum, accuracies).
+"""``sce plot RUN``: PNG plots of the curves a run logged (loss, lr, momentum, accuracies); a
+command of the built-ins, declared in ``sce.commands``.
 
 Existing PNGs in ``<run>/plots/`` (earlier ``sce plot`` output included) are never overwritten
 unless ``force``: the command checks every file it would write before writing any.
@@ -6,8 +7,9 @@ unless ``force``: the command checks every file it would write before writing an
 
 from __future__ import annotations
 
+import argparse
 import csv
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 
@@ -87,3 +89,19 @@ def plot_run(run_dir: Path, groups: dict[str, Iterable[str]] | None = None,
         plt.close(fig)
         written.append(path)
     return written
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``sce plot`` argument parser."""
+    parser = argparse.ArgumentParser(prog="sce plot", description="PNG plots of a run's logged curves.")
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--force", action="store_true", help="overwrite existing PNGs in RUN/plots/")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``sce plot ARGS``; errors are raised as one-line ``SCEError`` for ``sce``."""
+    args = build_parser().parse_args(argv)
+    for path in plot_run(args.run_dir, force=args.force):
+        print(f"wrote {path}")
+    return 0

@@ -1,0 +1,51 @@
+"""The core names no built-in: what the built-ins add (export, plot, protocols, the demo)
+comes through the same entry points and hooks a third party uses."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import sce_core
+
+CORE = Path(sce_core.__file__).parent
+SCE = shutil.which("sce")
+
+
+def test_core_source_never_names_the_builtins():
+    hits = [f"{path.relative_to(CORE.parent)}:{n}" for path in sorted(CORE.rglob("*.py"))
+            for n, line in enumerate(path.read_text().splitlines(), 1) if "sce_builtins" in line]
+    assert hits == []
+
+
+def test_core_source_has_no_builtin_conventions():
+    text = "\n".join(p.read_text() for p in sorted(CORE.rglob("*.py")))
+    for word in ('"linear"', '"knn"', '"demo"', '"trunk."', "num_steps_per_epoch"):
+        assert word not in text, word
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    assert SCE is not None, "the `sce` console script is not installed"
+    return subprocess.run([SCE, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_export_and_plot_are_commands_of_the_builtins():
+    proc = run("plugins")
+    assert proc.returncode == 0, proc.stderr
+    assert "  commands: data, export, plot" in proc.stdout.split("sce-core 0.1.0  (built-ins)")[1]
+    help_lines = run("--help").stdout
+    assert "export    (command from sce-core)" in help_lines and "plot      (command from sce-core)" in help_lines
+
+
+def test_export_and_plot_keep_their_command_line(tmp_path):
+    proc = run("export", "--help")
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: sce export [-h] [--force] checkpoint output")
+    proc = run("plot", "--help")
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: sce plot [-h] [--force] run_dir")
+    proc = run("export", str(tmp_path / "missing.ckpt"), str(tmp_path / "trunk.pt"))
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [f"sce: error: checkpoint '{tmp_path / 'missing.ckpt'}' does not exist"]
+    proc = run("plot", str(tmp_path))
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines()[0].startswith(f"sce: error: no metrics.csv under '{tmp_path}'")
