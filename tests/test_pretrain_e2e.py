@@ -4,7 +4,6 @@ plots, preemption, and a 2-process CPU DDP run (gloo)."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,17 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 from lightning.pytorch import Callback
-from tiny_demo import TINY
+from tiny_demo import TINY, sce
 
 import sce_core
 from sce_core.runner import pretrain, setup_run
-
-
-@pytest.fixture
-def cache(tmp_path_factory, monkeypatch):
-    path = tmp_path_factory.getbasetemp() / "shared-cache"
-    monkeypatch.setenv("SCE_CACHE_DIR", str(path))
-    return path
 
 
 def run_tiny(root: Path, *extra: str):
@@ -114,16 +106,10 @@ def test_plot_writes_pngs(cache, tmp_path):
     assert all((tmp_path / "demo" / "plots" / p).read_bytes()[:4] == b"\x89PNG" for p in pngs)
 
 
-def _sce(*args: str, env: dict | None = None, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "sce_core.cli", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, **(env or {})}, **kwargs)
-
-
 def test_sigterm_saves_checkpoint_then_resume_auto(cache, tmp_path):
     # many short epochs so the signal arrives mid-run
     args = ["pretrain", "demo", *TINY, f"dir.root={tmp_path}", "trainer.max_epochs=200"]
-    proc = _sce(*args)
+    proc = sce(*args)
     metrics = tmp_path / "demo" / "logs" / "metrics.csv"
     deadline = time.time() + 240
     while time.time() < deadline and not (metrics.exists() and metrics.stat().st_size > 0):
@@ -142,7 +128,7 @@ def test_sigterm_saves_checkpoint_then_resume_auto(cache, tmp_path):
 
 
 def test_two_process_ddp_pretraining(cache, tmp_path):
-    proc = _sce("pretrain", "demo", *TINY, f"dir.root={tmp_path}", "trainer.devices=2",
+    proc = sce("pretrain", "demo", *TINY, f"dir.root={tmp_path}", "trainer.devices=2",
                 "trainer.strategy=ddp", "datamodule.train.global_batch_size=8")
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out[-3000:]
@@ -155,7 +141,7 @@ def test_two_process_ddp_pretraining(cache, tmp_path):
 
 
 def test_recipe_with_a_wrong_data_root_fails_at_start_naming_the_path(tmp_path):
-    proc = _sce("pretrain", "pretrain_r3d18_sce_kinetics200", f"dir.data={tmp_path / 'missing'}",
+    proc = sce("pretrain", "pretrain_r3d18_sce_kinetics200", f"dir.data={tmp_path / 'missing'}",
                 f"dir.root={tmp_path}", "trainer.accelerator=cpu", "trainer.devices=1",
                 "trainer.precision=32", "trainer.strategy=auto", "trainer.sync_batchnorm=false")
     out, _ = proc.communicate(timeout=300)

@@ -11,28 +11,15 @@ import csv
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
-from tiny_demo import TINY
+from tiny_demo import TINY, sce
 
 STOP_HELPER = Path(__file__).parent / "data" / "stop_at_step.py"
 TIMED_COLUMNS = ("throughput", "clips_per_s", "time")
-
-
-@pytest.fixture
-def cache(tmp_path_factory, monkeypatch):
-    path = tmp_path_factory.getbasetemp() / "shared-cache"
-    monkeypatch.setenv("SCE_CACHE_DIR", str(path))
-    return path
-
-
-def sce(*args: str, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "sce_core.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})})
 
 
 def finish(proc: subprocess.Popen, timeout: float = 400) -> str:

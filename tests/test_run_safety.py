@@ -6,31 +6,16 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import pytest
 import torch
-from tiny_demo import TINY
+from tiny_demo import TINY, sce
 
 from sce_core.checkpointing import atomic_torch_save, is_resumable, newest_checkpoint
 from sce_core.run_dir import CLAIM_FILE, claim_run_dir, keep_rows_before
 
 DATA = Path(__file__).parent / "data"
-
-
-@pytest.fixture
-def cache(tmp_path_factory, monkeypatch):
-    path = tmp_path_factory.getbasetemp() / "shared-cache"
-    monkeypatch.setenv("SCE_CACHE_DIR", str(path))
-    return path
-
-
-def sce(*args: str, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "sce_core.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})})
 
 
 def step_of(path: Path) -> int:

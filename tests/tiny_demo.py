@@ -1,6 +1,11 @@
-"""A test-only reduction of configs/demo.yaml: a few tiny videos, a tiny batch and queue."""
+"""A test-only reduction of configs/demo.yaml (a few tiny videos, a tiny batch and queue) and
+the `sce` command in a subprocess."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
 
 TINY = [
     "datamodule.synthetic.num_classes=4",
@@ -17,3 +22,9 @@ TINY = [
     "trainer.max_epochs=2",
     "trainer.enable_progress_bar=false",
 ]
+
+
+def sce(*args: str, env: dict | None = None) -> subprocess.Popen:
+    """The real `sce` command in a subprocess (output and errors in one text stream)."""
+    return subprocess.Popen([sys.executable, "-m", "sce_core.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})})
