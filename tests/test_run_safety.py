@@ -261,3 +261,18 @@ def test_an_empty_config_is_one_line_and_no_run_folder(tmp_path):
     assert "Traceback" not in out and "KeyError" not in out
     assert "datamodule" in out and "model" in out
     assert not (tmp_path / "run").exists()
+
+
+def test_two_sce_pretrain_started_together_get_two_folders(cache, tmp_path):
+    warm = sce("pretrain", "demo", *TINY, f"dir.root={tmp_path / 'warm'}", "trainer.max_epochs=1")
+    assert warm.wait(timeout=300) == 0  # the dataset exists: both runs reach the claim together
+    runs = [sce("pretrain", "demo", *TINY, f"dir.root={tmp_path}", "trainer.max_epochs=1")
+            for _ in range(2)]
+    outs = [p.communicate(timeout=300)[0] for p in runs]
+    assert [p.returncode for p in runs] == [0, 0], outs[0][-2000:] + outs[1][-2000:]
+    folders = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("demo"))
+    assert folders == ["demo", "demo-1"]
+    for name in folders:
+        config = (tmp_path / name / "config.yaml").read_text()
+        assert f"run: {tmp_path / name}\n" in config
+        assert step_of(tmp_path / name / "checkpoints" / "last.ckpt") == 3
