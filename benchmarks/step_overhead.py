@@ -42,7 +42,7 @@ def _r3d18_trunk() -> tuple[nn.Module, str]:
 
 
 def _r3d18_shapes() -> nn.Module:
-    """Parameter shapes of the recipe's R3D-18 (spec 3.2): convs without bias + BN3d."""
+    """Parameter shapes of the recipe's R3D-18 (docs/reference.md §3.2): convs without bias + BN3d."""
     layers: list[nn.Module] = [nn.Conv3d(3, 64, (1, 7, 7), bias=False), nn.BatchNorm3d(64)]
     dim_in = 64
     for stage, width in enumerate((64, 128, 256, 512)):

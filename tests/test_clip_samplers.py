@@ -1,4 +1,4 @@
-"""Clip samplers: exact rational timing of spec 5.8, grouping into samples, seeding."""
+"""Clip samplers: exact rational timing of docs/reference.md §5.8, grouping into samples, seeding."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def test_random_clip_short_video_starts_at_zero():
 
 
 def test_random_clip_77_or_76_frames_at_30fps():
-    """Spec 5.6: a 2.56 s window spans ceil(30 s)..ceil(30 e): 77 frames ~80%, 76 ~20%."""
+    """docs/reference.md §5.6: a 2.56 s window spans ceil(30 s)..ceil(30 e): 77 frames ~80%, 76 ~20%."""
     s = RandomClipSampler(2.56)
     counts = {76: 0, 77: 0}
     for seed in range(400):

@@ -1,4 +1,4 @@
-"""Heads: MLPHead (spec 3.4), LinearHead (3.5), video ResNet head (3.3), video classifier."""
+"""Heads: MLPHead (docs/reference.md §3.4), LinearHead (§3.5), video ResNet head (§3.3), video classifier."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SCE loss: spec 1.7 reference values, hand-computed logits, InfoNCE limit, precision."""
+"""SCE loss: docs/reference.md §1.7 reference values, hand-computed logits, InfoNCE limit, precision."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ F64 = torch.float64
 
 
 def small_fixture() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Spec 1.7 / 7.1 inputs (not normalised), queue as (K, D) rows."""
+    """docs/reference.md §1.7 / §7.1 inputs (not normalised), queue as (K, D) rows."""
     q = torch.tensor([[1, 2], [3, 4], [5, 6], [7, 8]], dtype=F64)
     k = torch.tensor([[0, 0], [1, 1], [0, 0], [1, 1]], dtype=F64)
     queue = torch.tensor([[0, 0, 0, 2], [0, 0, 0, 2]], dtype=F64).T
@@ -30,7 +30,7 @@ def _grid(fn, rows: int, cols: int, offset: float, step_j: float = 1.0) -> torch
 
 
 def trig_fixture() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Spec 1.7 sin/cos vectors: B=4, D=3, K=5 (queue columns normalised, stored as rows)."""
+    """docs/reference.md §1.7 sin/cos vectors: B=4, D=3, K=5 (queue columns normalised, stored as rows)."""
     q = F.normalize(_grid(math.sin, 4, 3, 1), dim=1)
     k = F.normalize(_grid(math.cos, 4, 3, 1), dim=1)
     cols = torch.tensor(

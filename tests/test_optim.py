@@ -1,4 +1,4 @@
-"""LARS against hand-computed updates, torch optimizer wrappers, and optimizer_factory (spec 4)."""
+"""LARS against hand-computed updates, torch optimizer wrappers, and optimizer_factory (docs/reference.md §4)."""
 
 from __future__ import annotations
 

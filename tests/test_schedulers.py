@@ -1,4 +1,4 @@
-"""LR schedules of spec 4.3 at chosen steps, scheduler_factory, and the spec 1.8 value helper."""
+"""LR schedules of docs/reference.md §4.3 at chosen steps, scheduler_factory, and the docs/reference.md §1.8 value helper."""
 
 from __future__ import annotations
 

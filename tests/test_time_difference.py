@@ -1,4 +1,4 @@
-"""Time-difference index expansion and difference image (spec 5.7) on known values."""
+"""Time-difference index expansion and difference image (docs/reference.md §5.7) on known values."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from torchvision.transforms.functional import rgb_to_grayscale
 
 
 def _spec_expansion(ids):
-    """Independent loop transcription of the spec 5.7 text."""
+    """Independent loop transcription of the docs/reference.md §5.7 text."""
     out, keep = [], []
     for i in range(len(ids) - 1):
         out.append(ids[i])

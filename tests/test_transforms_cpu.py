@@ -34,7 +34,7 @@ def _position_clip(t: int, h: int, w: int, dtype=torch.int64) -> torch.Tensor:
 
 
 def _reference_draw(seed, height, width, scale, ratio, num_tries=10):
-    """Transcription of pytorchvideo's draw (spec 5.10) with explicit torch calls."""
+    """Transcription of pytorchvideo's draw (docs/reference.md §5.10) with explicit torch calls."""
     g = torch.Generator().manual_seed(seed)
     for _ in range(num_tries):
         area = height * width * torch.empty(1).uniform_(scale[0], scale[1], generator=g).item()

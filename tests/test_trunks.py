@@ -1,4 +1,4 @@
-"""Trunks: the recipe's R3D-18 (spec 3.2), the video head wrapper (3.1), torchvision wrappers."""
+"""Trunks: the recipe's R3D-18 (docs/reference.md §3.2), the video head wrapper (§3.1), torchvision wrappers."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def r3d18() -> ResNet3DBasic:
     return ResNet3DBasic(model_depth=18)
 
 
-# --------------------------------------------------------------------------- R3D-18 (spec 3.2)
+# --------------------------------------------------------------------------- R3D-18 (docs/reference.md §3.2)
 def test_r3d18_parameter_count_and_stages(r3d18):
     assert n_params(r3d18) == 20_023_872
     assert [n_params(b) for b in r3d18.blocks] == [9_536, 147_968, 525_568, 3_869_184, 15_471_616]
@@ -146,7 +146,7 @@ def test_r3d18_layer_ids(r3d18):
     assert ids == {0, 1, 2, 3, 4}
 
 
-# --------------------------------------------------------------------- seed node (spec 3.1/3.3)
+# --------------------------------------------------------------------- seed node (docs/reference.md §3.1/§3.3)
 def test_seed_trunk_node_builds_key_for_key():
     trunk = build("trunks", SEED_TRUNK)
     assert isinstance(trunk, VideoHeadModel)

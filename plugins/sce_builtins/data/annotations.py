@@ -1,4 +1,4 @@
-"""Annotation readers: CSV (1, 2 or 3 columns), JSON, and plain folders of encoded videos (spec 5.2).
+"""Annotation readers: CSV (1, 2 or 3 columns), JSON, and plain folders of encoded videos (docs/reference.md §5.2).
 
 Every reader returns a list of :class:`VideoRecord` whose ``path`` is
 ``os.path.join(video_path_prefix, <annotated path>)`` and whose ``name`` is the annotated path.

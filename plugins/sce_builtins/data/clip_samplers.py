@@ -1,4 +1,4 @@
-"""Clip samplers: which time windows of a video become clips (spec 5.8, exact rational timing).
+"""Clip samplers: which time windows of a video become clips (docs/reference.md §5.8, exact rational timing).
 
 A sampler is stateless: ``sampler(duration, rng) -> list[ClipWindow]`` returns every window of
 one video, and :meth:`ClipSampler.group` says how the dataset turns the windows into samples:
@@ -63,7 +63,7 @@ def _random_window(
     jitter_factor: float,
     clip_index: int = 0,
 ) -> ClipWindow:
-    """Spec 5.8 RandomClipSampler: optional speed and jitter, start ~ U(0, max(dur - clip, 0))."""
+    """The reference's RandomClipSampler (docs/reference.md §5.8): optional speed and jitter, start ~ U(0, max(dur - clip, 0))."""
     length = clip
     if speeds:
         length = length * Fraction(float(rng.choice(np.asarray(speeds, dtype=np.float64))))

@@ -1,4 +1,4 @@
-"""Collate functions: ``default`` and ``multiple_samples`` (spec 5.9), bad-sample events kept aside.
+"""Collate functions: ``default`` and ``multiple_samples`` (docs/reference.md §5.9), bad-sample events kept aside.
 
 Both remove :data:`~sce_builtins.data.health.BAD_DATA_KEY` from every sample before
 ``torch.utils.data.default_collate`` and put the concatenated events back in the batch under

@@ -14,7 +14,7 @@ Config (the seed's ``datamodule:`` section; every split key is optional)::
         clip_sampler: {_name_: random_multi_clip, num_clips: 2, clip_duration: 2.56}
         loader: {drop_last: true, num_workers: 5, pin_memory: true}
         global_batch_size: 512
-        decoder: pyav                # optional per-split override (spec 5.4)
+        decoder: pyav                # optional per-split override (docs/reference.md §5.4)
         decoder_args: {...}          # optional per-split override
       val: {...}
       test: {...}

@@ -1,4 +1,4 @@
-"""Kinetics datamodules (200/400/600/700): the video datamodule plus class-count checks (spec 5.1).
+"""Kinetics datamodules (200/400/600/700): the video datamodule plus class-count checks (docs/reference.md §5.1).
 
 Layout (frame folders, as the recipe)::
 

@@ -1,4 +1,4 @@
-"""SCE loss (Similarity Contrastive Estimation), spec section 1.
+"""SCE loss (Similarity Contrastive Estimation), docs/reference.md §1.
 
 The target distribution mixes a one-hot positive (weight ``coeff``) with a relational softmax of
 the target's similarities to the other keys (weight ``1 - coeff``, temperature ``temp_m``); the
@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-#: Subtracted from the target logit of a sample's own key when ``use_keys`` (spec 1.4).
+#: Subtracted from the target logit of a sample's own key when ``use_keys`` (docs/reference.md §1.4).
 LARGE_NUM = 1e9
 
 _NAME = "sce_loss"
@@ -38,9 +38,9 @@ def _default_rank() -> int:
 
 
 class SCELoss(nn.Module):
-    """SCE loss between online predictions and momentum-target keys (spec 1.2 to 1.5).
+    """SCE loss between online predictions and momentum-target keys (docs/reference.md §1.2 to §1.5).
 
-    ``coeff`` and ``temp_m`` are plain attributes so a model may schedule them (spec 1.8).
+    ``coeff`` and ``temp_m`` are plain attributes so a model may schedule them (docs/reference.md §1.8).
     Call ``loss(q, k, queue=None, k_global=None)`` with ``q``, ``k`` ``(B, D)`` L2-normalised
     rows, ``queue`` ``(K, D)`` one stored key per row (already detached, without the current
     batch) and ``k_global`` ``(W*B, D)`` the all-gathered keys in rank order (only read when
@@ -110,14 +110,14 @@ class SCELoss(nn.Module):
         rows = torch.arange(sim_q.shape[0], device=sim_q.device)
         weights = torch.softmax(sim_k / self.temp_m, dim=1) * (1.0 - self.coeff)
         weights[rows, pos_index] += self.coeff
-        # L1 renormalisation, a mathematical no-op kept for parity with the reference (spec 1.4).
+        # L1 renormalisation, a mathematical no-op kept for parity with the reference (docs/reference.md §1.4).
         weights = weights / weights.sum(dim=1, keepdim=True).clamp_min(1e-12)
         log_p = torch.log_softmax(sim_q / self.temp, dim=1)
         return -(weights * log_p).sum(dim=1).mean()
 
     def _loss_without_keys(self, q: Tensor, k: Tensor, queue: Tensor | None) -> Tensor:
         sim_q = (q * k).sum(dim=1, keepdim=True)
-        sim_k = torch.zeros_like(sim_q)  # a literal 0 target logit at the positive (spec 1.3)
+        sim_k = torch.zeros_like(sim_q)  # a literal 0 target logit at the positive (docs/reference.md §1.3)
         if queue is not None:
             sim_q = torch.cat([sim_q, q @ queue.T], dim=1)
             sim_k = torch.cat([sim_k, k @ queue.T], dim=1)

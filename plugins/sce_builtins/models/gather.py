@@ -1,6 +1,6 @@
 """All-gather helpers for the SCE model: one fused collective per call, no-ops on one process.
 
-Unlike the reference (which allocates a list of ``W`` tensors per call, spec 9.12) these
+Unlike the reference (which allocates a list of ``W`` tensors per call, docs/reference.md §9.12) these
 helpers gather straight into one pre-allocated tensor with ``all_gather_single`` (named
 ``all_gather_into_tensor`` before torch 2.14). When ``torch.distributed`` is not initialised,
 or the world has a single process, every helper returns its input unchanged.

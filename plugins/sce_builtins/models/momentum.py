@@ -1,10 +1,10 @@
 """Momentum (EMA) target network utilities: fused in-place update and momentum schedules.
 
 The reference loops over parameters in Python and re-assigns ``.data`` with fresh tensors every
-step (spec 9.15). Here the whole update is one fused ``torch._foreach_lerp_`` over the parameter
+step (docs/reference.md §9.15). Here the whole update is one fused ``torch._foreach_lerp_`` over the parameter
 lists, in place: ``theta_t <- theta_t + (1 - m) * (theta_o - theta_t)`` which equals
-``m * theta_t + (1 - m) * theta_o`` (spec 2.3) up to float rounding.
-Only parameters are averaged; buffers (BN running statistics) are not (spec 2.3).
+``m * theta_t + (1 - m) * theta_o`` (docs/reference.md §2.3) up to float rounding.
+Only parameters are averaged; buffers (BN running statistics) are not (docs/reference.md §2.3).
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ class EMAUpdater:
 def momentum_value(
     kind: MomentumScheduleKind | None, initial: float, step: int, total_steps: int
 ) -> float:
-    """Momentum at ``step`` for schedule ``kind`` (spec 2.3).
+    """Momentum at ``step`` for schedule ``kind`` (docs/reference.md §2.3).
 
     ``constant`` (or ``None``): ``initial``. ``cosine``: ``1 - (1 - m0) * (1 + cos(pi * step /
     total_steps)) / 2`` so ``m(0) = m0`` and ``m(total_steps) = 1``; ``step`` counts optimizer

@@ -1,4 +1,4 @@
-"""Feature queue: a FIFO ring buffer of keys, one key per row (spec 2.6, improved).
+"""Feature queue: a FIFO ring buffer of keys, one key per row (docs/reference.md §2.6, improved).
 
 Differences from the reference (documented on purpose):
   * keys are stored one per row, ``(K, D)`` (the reference stores columns, ``(D, K)``);

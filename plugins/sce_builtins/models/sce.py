@@ -1,10 +1,10 @@
-"""SCE (Similarity Contrastive Estimation) pretraining as a plain LightningModule (spec 2).
+"""SCE (Similarity Contrastive Estimation) pretraining as a plain LightningModule (docs/reference.md §2).
 
 Online branch ``trunk -> projector -> predictor``; momentum target branch ``trunk ->
 projector`` updated by a fused in-place EMA; a FIFO queue of all-gathered target keys; the
-SCE loss (spec 1) with its coefficient / target-temperature schedules (spec 1.8).
+SCE loss (docs/reference.md §1) with its coefficient / target-temperature schedules (docs/reference.md §1.8).
 
-Step order (spec 2.7, 10.6): GPU batch transforms in ``on_after_batch_transfer``; schedules in
+Step order (docs/reference.md §2.7, §10.6): GPU batch transforms in ``on_after_batch_transfer``; schedules in
 ``on_train_batch_start``; target and online passes, loss and key gathering in
 ``training_step``; after the optimizer step (inside ``optimizer_step``) the gathered keys are
 enqueued and the target network is averaged; then Lightning steps the LR scheduler and calls
@@ -33,12 +33,12 @@ Deliberate differences from the reference (each documented where it lives):
     exact); ``cosine_epoch`` uses the current epoch without the reference's one-batch lag;
   * steps per epoch ``S`` = ``ceil(num_training_batches / accumulate_grad_batches)`` as
     Lightning counts them on this rank (the real number of optimizer steps; the reference's
-    ``floor(N / global_batch)`` can be off by one, spec 9.5); the run's total is
+    ``floor(N / global_batch)`` can be off by one, docs/reference.md §9.5); the run's total is
     ``trainer.estimated_stepping_batches``. ``S`` is passed to the optimizer factory as
     ``num_steps_per_epoch`` and drives the momentum / coefficient / temperature schedules.
 
 Seed keys accepted but not used: ``crops.num_splits`` must be 0 (the image-only spatial split
-mode of spec 1.9 is not implemented; a positive value raises) and
+mode of docs/reference.md §1.9 is not implemented; a positive value raises) and
 ``crops.num_splits_per_combination`` is then ignored.
 
 The constructor's option groups (``crops``, ``schedules``, ``shuffle_bn``, ``queue``) are
@@ -374,7 +374,7 @@ class SCEModel(LightningModule):
         parts = {k: torch.split(v, sizes) for k, v in out.items()}
         return [{k: parts[k][i] for k in out} for i in range(len(views))]
 
-    # ------------------------------------------------------------------ schedules (spec 1.8)
+    # ------------------------------------------------------------------ schedules (docs/reference.md §1.8)
     def set_schedule_horizon(
         self, steps_per_epoch: int, max_epochs: int, total_steps: int | None = None
     ) -> None:
@@ -505,7 +505,7 @@ class SCEModel(LightningModule):
                                self.test_transform)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        """Evaluate coeff / temp_m / momentum for this batch (spec 1.8, 2.3)."""
+        """Evaluate coeff / temp_m / momentum for this batch (docs/reference.md §1.8, §2.3)."""
         values = self.schedule_values(int(self.trainer.global_step), int(self.trainer.current_epoch))
         self.coeff, self.temp_m, self.momentum = values["coeff"], values["temp_m"], values["momentum"]
         self._sync_loss_schedule()
@@ -521,7 +521,7 @@ class SCEModel(LightningModule):
         return self.loss_fn(q, k, queue=queue, k_global=k_global)
 
     def training_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:
-        """Target and online passes, paired SCE losses (spec 1.9); keys kept for the queue."""
+        """Target and online passes, paired SCE losses (docs/reference.md §1.9); keys kept for the queue."""
         views = _as_views(batch["input"] if isinstance(batch, Mapping) else batch)
         if len(views) != self.num_crops:
             raise _error(

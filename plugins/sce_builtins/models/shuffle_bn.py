@@ -6,7 +6,7 @@ devices are simulated by :class:`SplitBatchNorm1d` / ``2d`` / ``3d``, which norm
 ``num_splits`` contiguous chunks of the batch with its own statistics, exactly as ``num_splits``
 separate devices each holding one chunk would.
 
-Improvements over the reference (spec 2.4, 9.11), each deliberate:
+Improvements over the reference (docs/reference.md §2.4, §9.11), each deliberate:
   * BN1d, BN2d and BN3d are all converted (the reference only converted BN2d, so the video
     recipe's shuffle-BN silently did nothing);
   * a simulated device holds a contiguous chunk of the batch (the reference interleaved

@@ -1,4 +1,4 @@
-"""``optimizer_factory``: model -> optimizer (+ lr scheduler) in Lightning's format (spec 4.1).
+"""``optimizer_factory``: model -> optimizer (+ lr scheduler) in Lightning's format (docs/reference.md §4.1).
 
 Differences from the reference (documented on purpose): no mutable default arguments, the
 config is never mutated, the optimizer ``name`` is any entry of the ``optimizers`` registry

@@ -1,4 +1,4 @@
-"""LARS optimizer exactly as spec 4.2, vectorised with ``torch._foreach`` ops.
+"""LARS optimizer exactly as docs/reference.md §4.2, vectorised with ``torch._foreach`` ops.
 
 Per parameter ``p`` with gradient ``g`` (skipped if ``g`` is None):
   * ``p.ndim > 1``: ``d = g + wd * p``; ``a = eta * ||p|| / ||d||`` if both norms are > 0 else 1;
@@ -28,7 +28,7 @@ _NAME = "lars"
 
 
 class LARS(torch.optim.Optimizer):
-    """Layer-wise Adaptive Rate Scaling with momentum (spec 4.2); 1-D params not adapted/decayed.
+    """Layer-wise Adaptive Rate Scaling with momentum (docs/reference.md §4.2); 1-D params not adapted/decayed.
 
     Args:
         params: parameters or param groups (given by the optimizer factory at build time).

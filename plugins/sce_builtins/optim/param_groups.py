@@ -1,4 +1,4 @@
-"""Parameter selection and grouping for the optimizer factory (spec 4.1 steps 3 to 5).
+"""Parameter selection and grouping for the optimizer factory (docs/reference.md §4.1).
 
 Param-group keys shared with the schedulers:
   * ``lr_scale``: the batch-size lr scaling factor (``scaler``) applied to this group; the
@@ -71,7 +71,7 @@ def build_param_groups(
     keys_without_decay: Sequence[str] = (),
     layer_decay_lr: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Param groups per spec 4.1: decayed params, then (if any) params with weight decay 0.
+    """Param groups per docs/reference.md §4.1: decayed params, then (if any) params with weight decay 0.
 
     With ``layer_decay_lr``, one group per layer id (``model.num_layers`` and
     ``model.get_param_layer_id(name)``) with ``lr * layer_decay_lr ** (num_layers - 1 - id)``:

@@ -1,4 +1,4 @@
-"""Learning-rate schedulers and ``scheduler_factory`` (spec 4.3).
+"""Learning-rate schedulers and ``scheduler_factory`` (docs/reference.md §4.3).
 
 Every scheduler component takes two build-time arguments: ``optimizer`` and
 ``num_steps_per_epoch``, the number of *scheduler* steps per epoch (the optimizer steps per
@@ -39,7 +39,7 @@ def _group_factor(group: Mapping[str, Any]) -> float:
 def warmup_cosine_lr(
     step: int, warmup_steps: int, total_steps: int, base: float, start: float, eta_min: float
 ) -> float:
-    """Closed form of spec 4.3 at scheduler step ``step`` (0-based).
+    """Closed form of docs/reference.md §4.3 at scheduler step ``step`` (0-based).
 
     ``step < W``: ``start + step * (base - start) / (W - 1)``; then
     ``eta_min + (base - eta_min) * (1 + cos(pi * (step - W) / (T - W))) / 2``, held at
@@ -106,7 +106,7 @@ def linear_warmup_cosine_annealing_lr(
     warmup_start_lr: Annotated[float, Range(ge=0)] = 0.0,
     eta_min: Annotated[float, Range(ge=0)] = 0.0,
 ) -> LinearWarmupCosineAnnealingLR:
-    """Linear warm-up then cosine annealing, lengths in epochs (spec 4.3).
+    """Linear warm-up then cosine annealing, lengths in epochs (docs/reference.md §4.3).
 
     Epochs are converted to scheduler steps with ``num_steps_per_epoch`` (rounded), without
     touching the config.

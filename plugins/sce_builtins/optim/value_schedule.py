@@ -1,4 +1,4 @@
-"""Scalar value schedules for the SCE coefficient and target temperature (spec 1.8).
+"""Scalar value schedules for the SCE coefficient and target temperature (docs/reference.md §1.8).
 
 ``scheduler_value(kind, start, end, step, max_step)`` moves a value from ``start`` (step 0) to
 ``end`` (step ``max_step``).

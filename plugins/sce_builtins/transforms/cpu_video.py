@@ -58,7 +58,7 @@ def random_resized_crop_params(
     log_uniform_ratio: bool = True,
     generator: torch.Generator | None = None,
 ) -> tuple[int, int, int, int]:
-    """Draw a crop box ``(top, left, h, w)`` exactly as the reference (spec 5.10).
+    """Draw a crop box ``(top, left, h, w)`` exactly as the reference (docs/reference.md §5.10).
 
     Each try draws ``area = H*W*U(scale)`` then ``aspect = exp(U(log ratio))`` (or ``U(ratio)``
     when ``log_uniform_ratio`` is False), ``w = round(sqrt(area*aspect))``,
@@ -103,7 +103,7 @@ def random_resized_crop_params(
 
 
 class RandomResizedCrop(_Repr):
-    """Video random resized crop: one box for all frames, resized to the target (spec 5.10).
+    """Video random resized crop: one box for all frames, resized to the target (docs/reference.md §5.10).
 
     Geometry is drawn by :func:`random_resized_crop_params` (area scale, log-uniform aspect
     ratio, ``num_tries`` tries, centred fallback). The box is cut from every frame and resized
@@ -378,7 +378,7 @@ class UniformCrop(_Repr):
 
 
 class UniformCropVideo(_Repr):
-    """Dict transform: three-crop keyed by the sample's ``aug_index`` (spec 6.5 evaluation).
+    """Dict transform: three-crop keyed by the sample's ``aug_index`` (docs/reference.md §6.5 evaluation).
 
     ``sample[video_key]`` (a clip or a list of clips) is cropped at position
     ``sample[aug_index_key]`` (0/1/2, see :class:`UniformCrop`); other keys are kept.

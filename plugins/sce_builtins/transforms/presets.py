@@ -1,4 +1,4 @@
-"""Ready-made validation transforms (spec 5.10, 5.11, 6.5).
+"""Ready-made validation transforms (docs/reference.md §5.10, §5.11, §6.5).
 
 * GPU: :class:`Div255Normalize`, the reference's ``Div255Input`` then ``Normalize`` on a video
   batch, computed directly on the ``(B, C, T, H, W)`` layout (no permute/contiguous copies).

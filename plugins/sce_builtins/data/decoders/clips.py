@@ -11,7 +11,7 @@ does the rest, identically for frame folders and encoded videos:
    ``start == duration``) takes the single next frame, clamped to the last one;
 3. per window, in this order, the time-difference coin ``rng.random() < prob`` (only drawn when
    ``prob > 0``) and then the frame filter's offsets (``random`` type draws from ``rng``);
-4. time-difference clips expand their ids (spec 5.7) and clamp them into the video;
+4. time-difference clips expand their ids (docs/reference.md §5.7) and clamp them into the video;
 5. all windows' ids are read once (sorted unique), clips are gathered with numpy fancy indexing,
    time-difference images computed, and ``decode_float`` casts to float32 (values 0..255).
 """

@@ -27,7 +27,7 @@ from sce_builtins.data.types import ClipWindow, DecodedClip, VideoRecord
 class FrameDecoder:
     """Decode clips from a folder of JPEG frames, reading only the frames the clips need.
 
-    Timing (spec 5.6): ``duration = Fraction(num_frames, fps)``; a window ``[start, end)`` covers
+    Timing (docs/reference.md §5.6): ``duration = Fraction(num_frames, fps)``; a window ``[start, end)`` covers
     frames ``[ceil(fps*start), ceil(fps*min(end, duration)))``, which ``frame_filter`` subsamples.
     Frame ``i`` (0-based) is the file ``filename_pattern % (i + frame_start_index)`` inside
     ``record.path``. The frame count comes from ``record.num_frames`` (the CSV); only when it is

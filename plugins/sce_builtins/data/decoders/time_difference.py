@@ -1,4 +1,4 @@
-"""Time-difference frames (spec 5.7): index expansion and the gray difference image.
+"""Time-difference frames (docs/reference.md §5.7): index expansion and the gray difference image.
 
 Index expansion of ids ``a_0..a_{n-1}`` (the reference's ``add_last_indice=False`` rule):
 

@@ -1,5 +1,5 @@
 """Exact rational timing: a frame rate as ``Fraction`` and an exact ceiling (used by the frame-range
-rule of spec 5.6 in ``clips.py``)."""
+rule of docs/reference.md §5.6 in ``clips.py``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Linear head (spec 3.5): the online probe and linear-evaluation classifier."""
+"""Linear head (docs/reference.md §3.5): the online probe and linear-evaluation classifier."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""MLP head used as SCE projector and predictor (spec 3.4)."""
+"""MLP head used as SCE projector and predictor (docs/reference.md §3.4)."""
 
 from __future__ import annotations
 

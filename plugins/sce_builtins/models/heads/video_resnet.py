@@ -1,4 +1,4 @@
-"""Video ResNet head (spec 3.3): pool, dropout, projection, activation, global average."""
+"""Video ResNet head (docs/reference.md §3.3): pool, dropout, projection, activation, global average."""
 
 from __future__ import annotations
 

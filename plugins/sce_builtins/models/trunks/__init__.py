@@ -2,8 +2,8 @@
 
 Registered (entry-point group ``sce.trunks``):
 
-* ``resnet3d_basic``: the recipe's "R3D-18" (depths 10/18/34, spec 3.2), ``(B, 512)``;
-* ``video_head_model``: a trunk ``model`` followed by a ``head`` on its feature map (spec 3.1),
+* ``resnet3d_basic``: the recipe's "R3D-18" (depths 10/18/34, docs/reference.md §3.2), ``(B, 512)``;
+* ``video_head_model``: a trunk ``model`` followed by a ``head`` on its feature map (docs/reference.md §3.1),
   the seed's nested trunk node;
 * ``tv_r3d_18``, ``tv_mc3_18``, ``tv_r2plus1d_18``, ``tv_s3d``: torchvision's video models;
 * ``resnet18`` ... ``wide_resnet101_2``: torchvision's 2-D ResNets (images ``(B, C, H, W)``).

@@ -1,4 +1,4 @@
-"""The recipe's "R3D-18": a slow-only 3-D ResNet with basic blocks (spec 3.2)."""
+"""The recipe's "R3D-18": a slow-only 3-D ResNet with basic blocks (docs/reference.md §3.2)."""
 
 from __future__ import annotations
 

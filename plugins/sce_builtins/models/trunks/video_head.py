@@ -1,4 +1,4 @@
-"""A trunk followed by a head on its feature map (spec 3.1, the seed's nested trunk node)."""
+"""A trunk followed by a head on its feature map (docs/reference.md §3.1, the seed's nested trunk node)."""
 
 from __future__ import annotations
 
