@@ -259,6 +259,6 @@ class RunCheckpoint(Checkpoint):
 
     def save(self, trainer: Trainer) -> None:
         """Write ``last.ckpt`` now (every rank calls this; rank 0 writes)."""
-        trainer.save_checkpoint(self.last_path)
+        trainer.save_checkpoint(self.last_path, weights_only=False)  # a full, resumable checkpoint
         self._last_save = time.monotonic()
         self._flush_logs = True
