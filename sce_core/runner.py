@@ -19,6 +19,7 @@ from sce_core.building import build
 from sce_core.config import load_config, save_config
 from sce_core.errors import ConfigError, RunInterrupted, SCEError
 from sce_core.hooks import collect_callbacks, declared, pick, plugin_manager
+from sce_core.nodes import NAME_KEY
 from sce_core.run_dir import CLAIM_FILE, launcher_job
 from sce_core.validate import validate_config
 
@@ -63,9 +64,7 @@ def _checkpoint_dirpath(node: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     seed's ``pretrain_checkpoints``) a folder inside it; absolute paths are kept.
     """
     out = dict(node)
-    if "dirpath" not in out and str(out.get("_name_", "")).endswith("model_checkpoint"):
-        out["dirpath"] = None
-    dirpath = out.get("dirpath", "")
+    dirpath = out.get("dirpath")
     if dirpath is None or (isinstance(dirpath, str) and not os.path.isabs(dirpath)):
         folder = run_dir / CHECKPOINT_DIR
         if dirpath and Path(dirpath) != Path(CHECKPOINT_DIR):
@@ -80,16 +79,23 @@ def build_callbacks(plain: dict[str, Any], run_dir: Path) -> list[Any]:
     for key, node in (plain.get("callbacks") or {}).items():
         if node is None:
             continue
-        if isinstance(node, dict) and "dirpath" in node or _is_model_checkpoint(node):
-            node = _checkpoint_dirpath(node if isinstance(node, dict) else {"_name_": node}, run_dir)
+        if _takes_dirpath(node):
+            node = _checkpoint_dirpath(node if isinstance(node, dict) else {NAME_KEY: node}, run_dir)
         callbacks.append(build("callbacks", node, path=f"callbacks.{key}"))
     callbacks += collect_callbacks(plain)
     return callbacks
 
 
-def _is_model_checkpoint(node: Any) -> bool:
-    name = node.get("_name_") if isinstance(node, dict) else node
-    return isinstance(name, str) and name.split(":")[-1].split("/")[-1] == "model_checkpoint"
+def _takes_dirpath(node: Any) -> bool:
+    """A callback whose component has a ``dirpath`` parameter writes checkpoints."""
+    from sce_core.registries import registry
+    from sce_core.signature import component_spec
+
+    name = node.get(NAME_KEY) if isinstance(node, dict) else node
+    if not isinstance(name, str):
+        return False
+    entry = registry("callbacks").resolve(name.split("/")[-1])
+    return "dirpath" in component_spec(entry.load(), "callbacks").params
 
 
 def build_trainer(plain: dict[str, Any], run_dir: Path, callbacks: list[Any],

@@ -49,3 +49,32 @@ def test_export_and_plot_keep_their_command_line(tmp_path):
     proc = run("plot", str(tmp_path))
     assert proc.returncode == 1
     assert proc.stderr.splitlines()[0].startswith(f"sce: error: no metrics.csv under '{tmp_path}'")
+
+
+def test_any_callback_with_a_dirpath_writes_in_the_run_checkpoint_folder(tmp_path):
+    from lightning.pytorch import Callback
+
+    from sce_core.runner import build_callbacks
+    from sce_core.testing import isolated_registries, tmp_component
+
+    class Saver(Callback):
+        """Writes files into a folder.
+
+        Args:
+            dirpath: the folder.
+        """
+
+        def __init__(self, dirpath: str | None = None) -> None:
+            self.dirpath = dirpath
+
+    class Other(Callback):
+        """Takes no folder."""
+
+    with isolated_registries(), tmp_component("callbacks", "saver", Saver), \
+            tmp_component("callbacks", "other", Other):
+        built = build_callbacks({"callbacks": {"a": "saver", "b": {"_name_": "saver", "dirpath": "best"},
+                                               "c": {"_name_": "saver", "dirpath": "/abs"},
+                                               "d": "other"}}, tmp_path)
+    saver_dirs = [c.dirpath for c in built if isinstance(c, Saver)]
+    assert saver_dirs == [str(tmp_path / "checkpoints"), str(tmp_path / "checkpoints" / "best"), "/abs"]
+    assert [type(c).__name__ for c in built][-1] == "Other"
