@@ -246,6 +246,18 @@ def test_default_config_is_the_builtins_then_a_plugins_then_an_error(lab):
         default_config()
 
 
+def test_pretrain_without_config_runs_the_declared_default(capsys, monkeypatch):
+    import sce_core.runner
+
+    seen = []
+    monkeypatch.setattr(sce_core.runner, "pretrain",
+                        lambda config, overrides, code_files: seen.append((config, overrides)))
+    assert main(["pretrain"]) == 0 and main(["pretrain", "trainer.max_epochs=1"]) == 0
+    assert seen == [("demo", []), ("demo", ["trainer.max_epochs=1"])]
+    assert main(["pretrain", "my.yaml", "seed.seed=3"]) == 0
+    assert seen[-1] == ("my.yaml", ["seed.seed=3"])
+
+
 def test_two_plugins_with_different_defaults_need_a_config(lab_and_other):
     assert default_config() == "demo"
     plugin_manager().unregister(name="sce-core:sce_builtins")
