@@ -58,11 +58,11 @@ def _check_entry(entry: Any, kind: str, label: str) -> list[str]:
     doc = own_docstring(obj)
     if not doc.strip():
         problems.append(f"{label}: no docstring (`sce info` shows it to users)")
-    elif settable:
-        undocumented = undocumented_params(doc, settable)
+    elif own := [n for n in settable if not spec.params[n].inherited]:
+        undocumented = undocumented_params(doc, own)
         if undocumented is None:
             problems.append(f"{label}: docstring has no `Args:` section for its parameters "
-                            f"{settable}")
+                            f"{own}")
         elif undocumented:
             problems.append(f"{label}: `Args:` does not document {undocumented}")
     reserved = [p for p in spec.params if is_reserved(p)]

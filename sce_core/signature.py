@@ -6,12 +6,12 @@ import inspect
 import types
 import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
 from sce_core.registries import KIND_RUNTIME_ARGS
-from sce_core.slots import Slot, slot_of
+from sce_core.slots import Slot, forwards_to_base, slot_of
 
 RUNTIME_ATTR = "__sce_runtime_args__"
 _EMPTY = inspect.Parameter.empty
@@ -26,6 +26,7 @@ class Param:
     default: Any
     slot: Slot | None
     runtime: bool
+    inherited: bool = False  # a base class' parameter, reached through ``**kwargs: BaseArgs``
 
     @property
     def required(self) -> bool:
@@ -99,16 +100,33 @@ def component_spec(obj: Any, kind: str) -> ComponentSpec:
     declared = getattr(obj, RUNTIME_ATTR, None)
     runtime = set(declared) if declared is not None else set(KIND_RUNTIME_ARGS.get(kind, ()))
     params: dict[str, Param] = {}
+    keyword_only: dict[str, Param] = {}  # listed after a base class' parameters
     var_kwargs = False
     for p in sig.parameters.values():
+        ann = hints.get(p.name, p.annotation)
         if p.kind is inspect.Parameter.VAR_KEYWORD:
-            var_kwargs = True
+            if inspect.isclass(obj) and forwards_to_base(ann):
+                base = _base_spec(obj, kind)
+                own = {*params, *keyword_only}
+                params.update({n: replace(q, inherited=True) for n, q in base.params.items()
+                               if n not in own})
+                var_kwargs = base.var_kwargs
+            else:
+                var_kwargs = True
             continue
         if p.kind is inspect.Parameter.VAR_POSITIONAL:
             continue
-        ann = hints.get(p.name, p.annotation)
-        params[p.name] = Param(p.name, ann, p.default, slot_of(ann), p.name in runtime)
+        target = keyword_only if p.kind is inspect.Parameter.KEYWORD_ONLY else params
+        target[p.name] = Param(p.name, ann, p.default, slot_of(ann), p.name in runtime)
+    params.update(keyword_only)
     return ComponentSpec(params, var_kwargs, inspect.getdoc(obj) or "")
+
+
+def _base_spec(cls: type, kind: str) -> ComponentSpec:
+    """The spec of the ``__init__`` that ``super().__init__(**kwargs)`` reaches: the next one
+    up the MRO from the class whose ``__init__`` ``cls`` uses."""
+    owners = [c for c in cls.__mro__ if "__init__" in vars(c)]
+    return component_spec(owners[1], kind) if len(owners) > 1 else ComponentSpec({}, False, "")
 
 
 def check_type(value: Any, ann: Any) -> bool:

@@ -8,6 +8,9 @@ builds the node later with runtime arguments, e.g. an optimizer that needs param
 
     class SCEModel(LightningModule):
         def __init__(self, trunk: Component("trunks"), optimizer: Factory("optimizers")): ...
+
+A subclass that adds parameters to a component class declares only its own and passes the
+rest on with ``**kwargs: BaseArgs``.
 """
 
 from __future__ import annotations
@@ -46,6 +49,27 @@ def Factory(kind: str, *, args_param: str | None = None) -> Any:  # noqa: N802
     ``args_param`` as for :func:`Component` (the optimizer factory's ``name`` + ``params``).
     """
     return Annotated[Any, Slot(kind, lazy=True, args_param=args_param)]
+
+
+@dataclass(frozen=True)
+class _ForwardedToBase:
+    """Marker of ``**kwargs`` that a class passes on to its base class' ``__init__``."""
+
+
+BaseArgs = Annotated[Any, _ForwardedToBase()]
+"""Annotation of a ``**kwargs`` that a component class passes to its base class' ``__init__``:
+the base's parameters become the component's own for validation, building and ``sce info``
+(documented in the base's docstring)::
+
+    class HMDB51(VideoDataModule):
+        def __init__(self, split_id: int = 1, **kwargs: BaseArgs) -> None:
+            super().__init__(**kwargs)
+"""
+
+
+def forwards_to_base(annotation: Any) -> bool:
+    """Whether an annotation is :data:`BaseArgs`."""
+    return any(isinstance(m, _ForwardedToBase) for m in getattr(annotation, "__metadata__", ()))
 
 
 def slot_of(annotation: Any) -> Slot | None:

@@ -25,20 +25,11 @@ class HMDB51DataModule(SplitFilesDataModule):
     """HMDB51 (51 actions) with the official split files (split 1, 2 or 3).
 
     Args:
-        datadir: HMDB51 root holding ``testTrainMulti_7030_splits/`` and the class folders.
-        train: training split options (see ``video_folder``); videos marked 1.
-        val: validation split options; videos marked 2.
-        test: test split options; videos marked 2.
-        video_path_prefix: folder of the class folders (default: datadir).
-        decode_audio: must be false.
-        decoder: video decoder (``pyav`` for the .avi files).
-        decoder_args: arguments of ``decoder``.
-        max_bad_samples: unreadable samples allowed per split and epoch (int count or fraction).
-        seed: seed of shuffling and per-sample randomness (null: the global seed).
         split_id: official split number, 1 to 3.
-        splits_dir: folder of the split files (relative to datadir or absolute; null:
-            ``testTrainMulti_7030_splits``).
+        splits_dir: folder of the split files, relative to datadir or absolute (null: ``testTrainMulti_7030_splits``).
         frame_folders: drop the video extension (read frame folders instead of files).
+
+    Every other argument is one of ``video_folder``; ``video_path_prefix`` defaults to datadir (the class folders).
     """
 
     name = "hmdb51"

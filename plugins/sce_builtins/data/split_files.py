@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import Any
 
 from sce_builtins.data.datamodule import VideoDataModule
-from sce_builtins.data.options import SplitOptions
-from sce_core.slots import Component
+from sce_core.slots import BaseArgs
 
 
 class SplitFilesDataModule(VideoDataModule):
@@ -19,44 +16,25 @@ class SplitFilesDataModule(VideoDataModule):
     :meth:`_own_annotations` to fall back to a split's own annotation file.
 
     Args:
-        datadir: dataset root.
-        train: training split options (see ``video_folder``).
-        val: validation split options.
-        test: test split options.
-        video_path_prefix: folder of the videos (default: datadir).
-        decode_audio: must be false.
-        decoder: video decoder.
-        decoder_args: arguments of ``decoder``.
-        max_bad_samples: unreadable samples allowed per split and epoch (int count or fraction).
-        seed: seed of shuffling and per-sample randomness (null: the global seed).
         split_id: official split number, 1 to 3.
         splits_dir: folder of the split files (relative to datadir or absolute; null: the
             dataset's usual folder name).
         frame_folders: drop the video extension (read frame folders instead of files).
+
+    Every other argument is one of ``video_folder`` (``sce info video_folder``).
     """
 
     default_splits_dir = ""
 
     def __init__(
         self,
-        datadir: str,
-        train: SplitOptions | None = None,
-        val: SplitOptions | None = None,
-        test: SplitOptions | None = None,
-        video_path_prefix: str = "",
-        decode_audio: bool = False,
-        decoder: Component("decoders", args_param="decoder_args") = "pyav",  # type: ignore[valid-type]
-        decoder_args: Mapping[str, Any] | None = None,
-        max_bad_samples: int | float | None = 0.01,
-        seed: int | None = None,
+        *,
         split_id: int = 1,
         splits_dir: str | None = None,
         frame_folders: bool = False,
+        **kwargs: BaseArgs,
     ) -> None:
-        super().__init__(
-            datadir, train, val, test, video_path_prefix, decode_audio, decoder, decoder_args,
-            max_bad_samples, seed,
-        )
+        super().__init__(**kwargs)
         if split_id not in (1, 2, 3):
             raise ValueError(f"{self.name}: split_id must be 1, 2 or 3, got {split_id!r}.")
         self.split_id = split_id

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from sce_builtins.data.datamodule import VideoDataModule
-from sce_builtins.data.options import SplitOptions, SyntheticOptions
-from sce_core.slots import Component
+from sce_builtins.data.options import SyntheticOptions
+from sce_core.slots import BaseArgs, Component
 
 
 class SyntheticVideoDataModule(VideoDataModule):
@@ -22,15 +19,9 @@ class SyntheticVideoDataModule(VideoDataModule):
         datadir: folder of the dataset (the demo uses a folder in sce-core's cache).
         synthetic: generation options of ``make_synthetic_dataset`` (num_classes,
             train_per_class, val_per_class, frames, size, fps, seed, formats, ...).
-        train: training split options (see ``video_folder``).
-        val: validation split options.
-        test: test split options.
-        video_path_prefix: prefix of annotated paths when a split does not set its own.
-        decode_audio: must be false.
         decoder: video decoder (``frame`` for frame folders, ``pyav`` for the mp4 files).
-        decoder_args: arguments of ``decoder``.
-        max_bad_samples: unreadable samples allowed per split and epoch.
-        seed: seed of shuffling and per-sample randomness (null: the global seed).
+
+    Every other argument is one of ``video_folder`` (``sce info video_folder``).
     """
 
     name = "synthetic_videos"
@@ -39,18 +30,10 @@ class SyntheticVideoDataModule(VideoDataModule):
         self,
         datadir: str,
         synthetic: SyntheticOptions | None = None,
-        train: SplitOptions | None = None,
-        val: SplitOptions | None = None,
-        test: SplitOptions | None = None,
-        video_path_prefix: str = "",
-        decode_audio: bool = False,
         decoder: Component("decoders", args_param="decoder_args") = "frame",  # type: ignore[valid-type]
-        decoder_args: Mapping[str, Any] | None = None,
-        max_bad_samples: int | float | None = 0.01,
-        seed: int | None = None,
+        **kwargs: BaseArgs,
     ) -> None:
-        super().__init__(datadir, train, val, test, video_path_prefix, decode_audio, decoder,
-                         decoder_args, max_bad_samples, seed)
+        super().__init__(datadir, decoder=decoder, **kwargs)
         self.synthetic = dict(synthetic or {})
 
     def prepare_data(self) -> None:

@@ -35,20 +35,11 @@ class UCF101DataModule(SplitFilesDataModule):
     """UCF101 (101 actions) with the official split lists (split 1, 2 or 3).
 
     Args:
-        datadir: UCF101 root holding ``ucfTrainTestlist/`` and the videos.
-        train: training split options (see ``video_folder``); reads trainlist0N.txt.
-        val: validation split options; reads testlist0N.txt.
-        test: test split options; reads testlist0N.txt.
-        video_path_prefix: video folder (default ``<datadir>/UCF-101`` if present, else datadir).
-        decode_audio: must be false.
-        decoder: video decoder (``pyav`` for the .avi files).
-        decoder_args: arguments of ``decoder``.
-        max_bad_samples: unreadable samples allowed per split and epoch (int count or fraction).
-        seed: seed of shuffling and per-sample randomness (null: the global seed).
         split_id: official split number, 1 to 3.
-        splits_dir: folder of the split lists (relative to datadir or absolute; null:
-            ``ucfTrainTestlist``).
+        splits_dir: folder of the split files, relative to datadir or absolute (null: ``ucfTrainTestlist``).
         frame_folders: drop the video extension (read frame folders instead of files).
+
+    Every other argument is one of ``video_folder``; ``video_path_prefix`` defaults to ``<datadir>/UCF-101`` when it exists, else datadir.
     """
 
     name = "ucf101"
