@@ -94,3 +94,11 @@ def build_torchvision_model(arch: str, weights: str | None, owner: str, **kwargs
     net = torchvision.models.get_model(arch, weights=None, **kwargs)
     net.load_state_dict(state)
     return net
+
+
+def resnet_layer_id(name: str) -> int:
+    """Layer id of a parameter of a torchvision ResNet: ``layer<k>.*`` -> k, the stem 0."""
+    head = name.split(".")[0]
+    if head.startswith("layer") and head[5:].isdigit():
+        return int(head[5:])
+    return 0

@@ -7,7 +7,7 @@ from typing import Literal, get_args
 import torch
 from torch import nn
 
-from sce_builtins.models.trunks._torchvision import build_torchvision_model
+from sce_builtins.models.trunks._torchvision import build_torchvision_model, resnet_layer_id
 from sce_builtins.models.trunks.base import Trunk
 
 ResNetArch = Literal[
@@ -98,10 +98,7 @@ class TorchvisionResNet(Trunk):
 
     def layer_id(self, name: str) -> int:
         """conv1/bn1 0, ``layer<k>`` -> k."""
-        head = name.split(".")[0]
-        if head.startswith("layer") and head[5:].isdigit():
-            return int(head[5:])
-        return 0
+        return resnet_layer_id(name)
 
 
 class _FixedResNet(TorchvisionResNet):
@@ -119,8 +116,9 @@ class _FixedResNet(TorchvisionResNet):
         super().__init__(self.fixed_arch, small_input, zero_init_residual, weights, pretrained)
 
 
-class ResNet18(_FixedResNet):
-    """torchvision's ``resnet18`` as a trunk, ``(B, 512)`` (images, or clips frame by frame).
+def _fixed_doc(arch: str, width: int) -> str:
+    """The docstring of the trunk that fixes the architecture to ``arch``."""
+    return f"""torchvision's ``{arch}`` as a trunk, ``(B, {width})`` (images, or clips frame by frame).
 
     See ``tv_resnet`` for the behaviour; layer ids: conv1/bn1 0, layer k -> k.
 
@@ -132,36 +130,17 @@ class ResNet18(_FixedResNet):
         pretrained: Path of a state dict of this trunk (``sce export``) loaded strictly.
     """
 
+
+class ResNet18(_FixedResNet):
+    __doc__ = _fixed_doc("resnet18", 512)
     fixed_arch = "resnet18"
 
 
 class ResNet34(_FixedResNet):
-    """torchvision's ``resnet34`` as a trunk, ``(B, 512)`` (images, or clips frame by frame).
-
-    See ``tv_resnet`` for the behaviour; layer ids: conv1/bn1 0, layer k -> k.
-
-    Args:
-        small_input: 3x3 stride-1 first conv and no max pool (small images).
-        zero_init_residual: Zero-initialise the last BN of each residual branch.
-        weights: torchvision weights name (``DEFAULT``, ``IMAGENET1K_V1``) used only if already
-            in the torch hub cache (nothing is downloaded), or null for random init.
-        pretrained: Path of a state dict of this trunk (``sce export``) loaded strictly.
-    """
-
+    __doc__ = _fixed_doc("resnet34", 512)
     fixed_arch = "resnet34"
 
 
 class ResNet50(_FixedResNet):
-    """torchvision's ``resnet50`` as a trunk, ``(B, 2048)`` (images, or clips frame by frame).
-
-    See ``tv_resnet`` for the behaviour; layer ids: conv1/bn1 0, layer k -> k.
-
-    Args:
-        small_input: 3x3 stride-1 first conv and no max pool (small images).
-        zero_init_residual: Zero-initialise the last BN of each residual branch.
-        weights: torchvision weights name (``DEFAULT``, ``IMAGENET1K_V1``) used only if already
-            in the torch hub cache (nothing is downloaded), or null for random init.
-        pretrained: Path of a state dict of this trunk (``sce export``) loaded strictly.
-    """
-
+    __doc__ = _fixed_doc("resnet50", 2048)
     fixed_arch = "resnet50"

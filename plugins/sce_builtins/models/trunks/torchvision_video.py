@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sce_builtins.models.trunks._torchvision import build_torchvision_model
+from sce_builtins.models.trunks._torchvision import build_torchvision_model, resnet_layer_id
 from sce_builtins.models.trunks.base import Trunk
 
 
@@ -60,16 +60,12 @@ class TorchvisionVideoResNet(Trunk):
 
     def layer_id(self, name: str) -> int:
         """Stem 0, ``layer<k>`` -> k."""
-        head = name.split(".")[0]
-        if head.startswith("layer") and head[5:].isdigit():
-            return int(head[5:])
-        return 0
+        return resnet_layer_id(name)
 
 
-class TvR3D18(TorchvisionVideoResNet):
-    """torchvision's ``r3d_18`` (full 3x3x3 ResNet-18, 33.2M parameters) as a trunk, ``(B, 512)``.
-
-    Not the SCE recipe's "R3D-18" (that is ``resnet3d_basic``).
+def _variant_doc(*paragraphs: str) -> str:
+    """The docstring of one VideoResNet trunk: its own paragraphs and the ``Args:`` they share."""
+    return "\n\n    ".join(paragraphs) + """
 
     Args:
         weights: torchvision weights name (``DEFAULT``, ``KINETICS400_V1``) used only if already
@@ -77,32 +73,28 @@ class TvR3D18(TorchvisionVideoResNet):
         pretrained: Path of a state dict of this trunk (``sce export``) loaded strictly.
     """
 
+
+class TvR3D18(TorchvisionVideoResNet):
+    __doc__ = _variant_doc(
+        "torchvision's ``r3d_18`` (full 3x3x3 ResNet-18, 33.2M parameters) as a trunk, ``(B, 512)``.",
+        'Not the SCE recipe\'s "R3D-18" (that is ``resnet3d_basic``).',
+    )
     arch = "r3d_18"
     component_name = "tv_r3d_18"
 
 
 class TvMC318(TorchvisionVideoResNet):
-    """torchvision's ``mc3_18`` (mixed 3-D/2-D convolutions ResNet-18) as a trunk, ``(B, 512)``.
-
-    Args:
-        weights: torchvision weights name (``DEFAULT``, ``KINETICS400_V1``) used only if already
-            in the torch hub cache (nothing is downloaded), or null for random init.
-        pretrained: Path of a state dict of this trunk (``sce export``) loaded strictly.
-    """
-
+    __doc__ = _variant_doc(
+        "torchvision's ``mc3_18`` (mixed 3-D/2-D convolutions ResNet-18) as a trunk, ``(B, 512)``."
+    )
     arch = "mc3_18"
     component_name = "tv_mc3_18"
 
 
 class TvR2Plus1D18(TorchvisionVideoResNet):
-    """torchvision's ``r2plus1d_18`` ((2+1)-D convolutions ResNet-18) as a trunk, ``(B, 512)``.
-
-    Args:
-        weights: torchvision weights name (``DEFAULT``, ``KINETICS400_V1``) used only if already
-            in the torch hub cache (nothing is downloaded), or null for random init.
-        pretrained: Path of a state dict of this trunk (``sce export``) loaded strictly.
-    """
-
+    __doc__ = _variant_doc(
+        "torchvision's ``r2plus1d_18`` ((2+1)-D convolutions ResNet-18) as a trunk, ``(B, 512)``."
+    )
     arch = "r2plus1d_18"
     component_name = "tv_r2plus1d_18"
 
