@@ -6,7 +6,12 @@ import json
 import os
 
 import pytest
-from sce_builtins.data.annotations import load_annotations, parse_csv_lines, scan_video_folder
+from sce_builtins.data.annotations import (
+    RecordChecks,
+    load_annotations,
+    parse_csv_lines,
+    scan_video_folder,
+)
 from sce_builtins.data.health import DataPathError
 from sce_builtins.data.types import VideoRecord
 
@@ -29,7 +34,7 @@ def test_two_and_one_column_csv():
 
 
 def test_paths_with_spaces_and_quotes():
-    recs = parse_csv_lines(['playing guitar/my clip 01 5 120', '"pandas quoted/a b" 6 30'], "p")
+    recs = parse_csv_lines(['playing guitar/my clip 01 5 120', '"pandas quoted/a b" 6 30'], RecordChecks("p"))
     assert [(r.name, r.label, r.num_frames) for r in recs] == [
         ("playing guitar/my clip 01", 5, 120),
         ("pandas quoted/a b", 6, 30),

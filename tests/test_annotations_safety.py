@@ -9,7 +9,12 @@ import subprocess
 import sys
 
 import pytest
-from sce_builtins.data.annotations import AnnotationError, load_annotations, parse_csv_lines
+from sce_builtins.data.annotations import (
+    AnnotationError,
+    RecordChecks,
+    load_annotations,
+    parse_csv_lines,
+)
 from sce_builtins.data.types import VideoRecord
 from sce_builtins.tools.synth import make_synthetic_dataset
 
@@ -37,7 +42,7 @@ def test_one_bad_label_is_reported_and_leaves_the_other_lines_alone(tmp_path):
 
 def test_bad_frame_count_and_missing_columns():
     with pytest.raises(AnnotationError) as err:
-        parse_csv_lines([*GOOD, "dog/v3 1 many", "lonely"], "/r", source="a.csv")
+        parse_csv_lines([*GOOD, "dog/v3 1 many", "lonely"], RecordChecks("/r"), source="a.csv")
     msg = str(err.value)
     assert "2 bad line(s) in a.csv" in msg
     assert "a.csv:5: num_frames 'many' is not an integer" in msg
@@ -47,13 +52,13 @@ def test_bad_frame_count_and_missing_columns():
 def test_labels_out_of_range(tmp_path):
     lines = ["a/v 0", "a/w -1", "b/v 2", "b/w 3"]
     with pytest.raises(AnnotationError, match=r"x.csv:2: label -1 is negative") as err:
-        parse_csv_lines(lines, "/r", source="x.csv")
+        parse_csv_lines(lines, RecordChecks("/r"), source="x.csv")
     assert "1 bad line(s)" in str(err.value)  # without a class count, 3 is fine
     with pytest.raises(AnnotationError) as err:
-        parse_csv_lines(lines, "/r", source="x.csv", num_classes=3)
+        parse_csv_lines(lines, RecordChecks("/r", num_classes=3), source="x.csv")
     msg = str(err.value)
     assert "2 bad line(s)" in msg and "x.csv:4: label 3 is out of range for 3 classes" in msg
-    assert [r.label for r in parse_csv_lines(lines[:1] + lines[2:], "/r", num_classes=4)] == [0, 2, 3]
+    assert [r.label for r in parse_csv_lines(lines[:1] + lines[2:], RecordChecks("/r", num_classes=4))] == [0, 2, 3]
 
 
 def test_paths_outside_the_data_root_need_the_opt_in(tmp_path):
@@ -61,13 +66,13 @@ def test_paths_outside_the_data_root_need_the_opt_in(tmp_path):
     lines = ["cat/v1 0", "../secret 0", "cat/../../x 1", "/etc/passwd 1", "cat/../cat/v2 0",
              f"{root}/dog/v3 1"]
     with pytest.raises(AnnotationError) as err:
-        parse_csv_lines(lines, str(root), source="train.csv")
+        parse_csv_lines(lines, RecordChecks(str(root)), source="train.csv")
     msg = str(err.value)
     assert msg.startswith("annotations: 3 bad line(s) in train.csv: ")
     assert f"train.csv:2: path '../secret' is outside the data root {root}" in msg
     assert "train.csv:3: path 'cat/../../x'" in msg and "train.csv:4: path '/etc/passwd'" in msg
     assert msg.endswith("(or set allow_outside_root: true to use paths outside the data root)")
-    records = parse_csv_lines(lines, str(root), allow_outside_root=True)
+    records = parse_csv_lines(lines, RecordChecks(str(root), allow_outside_root=True))
     assert [r.path for r in records] == [
         f"{root}/cat/v1", f"{root}/../secret", f"{root}/cat/../../x", "/etc/passwd",
         f"{root}/cat/../cat/v2", f"{root}/dog/v3"]

@@ -45,7 +45,10 @@ class AnnotationError(DataLayoutError):
 
 @dataclass(frozen=True)
 class RecordChecks:
-    """What every record must satisfy: the data root and the number of classes."""
+    """What every record must satisfy: the data root and the number of classes.
+
+    ``root`` is also the ``video_path_prefix`` joined in front of every annotated path.
+    """
 
     root: str = ""
     allow_outside_root: bool = False
@@ -124,12 +127,7 @@ def _unquote(path: str) -> str:
 
 
 def parse_csv_lines(
-    lines: Sequence[str],
-    video_path_prefix: str = "",
-    *,
-    source: str = "<lines>",
-    allow_outside_root: bool = False,
-    num_classes: int | None = None,
+    lines: Sequence[str], checks: RecordChecks = RecordChecks(), source: str = "<lines>"
 ) -> list[VideoRecord]:
     """Parse CSV annotation lines (see the module docstring) into records.
 
@@ -141,7 +139,6 @@ def parse_csv_lines(
     if not rows:
         return []
     numeric = _column_count([r for _, r in rows])
-    checks = RecordChecks(video_path_prefix, allow_outside_root, num_classes)
     records, problems = [], []
     for number, row in rows:
         where = f"{source}:{number}"
@@ -152,40 +149,26 @@ def parse_csv_lines(
         name = _unquote(path)
         label = int(values[0]) if numeric >= 1 else None
         num_frames = int(values[1]) if numeric >= 2 else None
-        full = os.path.join(video_path_prefix, name)
+        full = os.path.join(checks.root, name)
         problems += [(where, why) for why in checks.problems(name, full, label)]
         records.append(VideoRecord(full, -1 if label is None else label, num_frames, name))
     _raise_problems(source, problems, checks)
     return records
 
 
-def read_csv(
-    path: str | Path,
-    video_path_prefix: str = "",
-    *,
-    allow_outside_root: bool = False,
-    num_classes: int | None = None,
-) -> list[VideoRecord]:
+def read_csv(path: str | Path, checks: RecordChecks = RecordChecks()) -> list[VideoRecord]:
     """Read a CSV annotation file (bad lines: :class:`AnnotationError` with ``file:line``)."""
     with open(path, encoding="utf-8") as f:
-        return parse_csv_lines(f.read().splitlines(), video_path_prefix, source=str(path),
-                               allow_outside_root=allow_outside_root, num_classes=num_classes)
+        return parse_csv_lines(f.read().splitlines(), checks, source=str(path))
 
 
-def read_json(
-    path: str | Path,
-    video_path_prefix: str = "",
-    *,
-    allow_outside_root: bool = False,
-    num_classes: int | None = None,
-) -> list[VideoRecord]:
+def read_json(path: str | Path, checks: RecordChecks = RecordChecks()) -> list[VideoRecord]:
     """Read a JSON annotation file ``{"annotation": {path: {"class", "num_frames"}}}``."""
     with open(path, encoding="utf-8") as f:
         data = json.load(f)
     entries = data.get("annotation", data) if isinstance(data, dict) else None
     if not isinstance(entries, dict):
         raise ValueError(f"annotations: {path} must hold an object {{'annotation': {{path: info}}}}.")
-    checks = RecordChecks(video_path_prefix, allow_outside_root, num_classes)
     records, problems = [], []
     for name in sorted(entries):
         info = entries[name] or {}
@@ -199,7 +182,7 @@ def read_json(
             problems.append((where, f"num_frames {raw_frames!r} is not an integer"))
             continue
         label = None if raw_label is None else int(raw_label)
-        full = os.path.join(video_path_prefix, name)
+        full = os.path.join(checks.root, name)
         problems += [(where, why) for why in checks.problems(name, full, label)]
         num_frames = None if raw_frames is None else int(raw_frames)
         records.append(VideoRecord(full, -1 if label is None else label, num_frames, name))
@@ -252,7 +235,5 @@ def load_annotations(
         return scan_video_folder(source)
     if not os.path.isfile(source):
         raise DataPathError(f"annotations: annotation file or folder not found: {source}")
-    options = dict(allow_outside_root=allow_outside_root, num_classes=num_classes)
-    if source.lower().endswith(".json"):
-        return read_json(source, video_path_prefix, **options)
-    return read_csv(source, video_path_prefix, **options)
+    read = read_json if source.lower().endswith(".json") else read_csv
+    return read(source, RecordChecks(video_path_prefix, allow_outside_root, num_classes))
