@@ -17,6 +17,7 @@ from sce_builtins.data.decoders.clips import (
     as_generator,
     union_ids,
 )
+from sce_builtins.data.decoders.frame_filter import FrameFilterOptions
 from sce_builtins.data.decoders.timing import rate_fraction
 from sce_builtins.data.types import ClipWindow
 
@@ -34,6 +35,30 @@ def check_int(value: Any, name: str, minimum: int, component: str) -> None:
     """Raise ``ValueError`` unless ``value`` is an integer (not bool) ``>= minimum``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{component}: {name} must be an integer >= {minimum}, got {value!r}")
+
+
+class EncodedVideoDecoder:
+    """Base of the encoded-video decoders: the output rate, the clip planner and the dtype.
+
+    Args:
+        fps: ``None`` uses the stream's own frame times; a number resamples to that rate.
+        frame_filter: ``{subsample_type: uniform|random, num_samples: int}`` or ``None``.
+        time_difference_prob: probability that a clip is a time-difference clip.
+        decode_float: return float32 (0..255) clips instead of uint8.
+    """
+
+    component_name = "encoded video decoder"
+
+    def __init__(
+        self,
+        fps: float | None = None,
+        frame_filter: FrameFilterOptions | None = None,
+        time_difference_prob: float = 0.0,
+        decode_float: bool = False,
+    ) -> None:
+        self.fps = optional_rate(fps, self.component_name)
+        self.planner = ClipPlanner(frame_filter, time_difference_prob, self.component_name)
+        self.decode_float = bool(decode_float)
 
 
 def lru_put(cache: OrderedDict[Any, Any], key: Any, value: Any, size: int) -> None:

@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from sce_builtins.data.decoders.clips import ClipPlanner, Timeline, assemble
-from sce_builtins.data.decoders.encoded import check_int, lru_put, optional_rate, plan_clips
+from sce_builtins.data.decoders.clips import Timeline, assemble
+from sce_builtins.data.decoders.encoded import EncodedVideoDecoder, check_int, lru_put, plan_clips
 from sce_builtins.data.decoders.errors import VideoDecodeError
-from sce_builtins.data.decoders.frame_filter import FrameFilterOptions
 from sce_builtins.data.decoders.timing import ceil_fraction
 from sce_builtins.data.types import ClipWindow, DecodedClip, VideoRecord
+from sce_core.slots import BaseArgs
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class PtsTimeline(Timeline):
         return min(max(i, 0), self.num_frames - 1)
 
 
-class PyAVDecoder:
+class PyAVDecoder(EncodedVideoDecoder):
     """Decode clips from encoded videos with PyAV, decoding forward only and converting only needed frames.
 
     Time -> frame mapping: frames are indexed in presentation order from a demux-only pass
@@ -102,22 +102,16 @@ class PyAVDecoder:
         index_cache_size: number of per-file keyframe indices kept (least recently used dropped).
     """
 
+    component_name = "pyav decoder"
+
     def __init__(
-        self,
-        fps: float | None = None,
-        frame_filter: FrameFilterOptions | None = None,
-        time_difference_prob: float = 0.0,
-        decode_float: bool = False,
-        thread_count: int = 1,
-        index_cache_size: int = 4096,
+        self, *, thread_count: int = 1, index_cache_size: int = 4096, **kwargs: BaseArgs
     ) -> None:
-        self.fps = optional_rate(fps, "pyav decoder")
-        check_int(thread_count, "thread_count", 0, "pyav decoder")
-        check_int(index_cache_size, "index_cache_size", 1, "pyav decoder")
+        super().__init__(**kwargs)
+        check_int(thread_count, "thread_count", 0, self.component_name)
+        check_int(index_cache_size, "index_cache_size", 1, self.component_name)
         import av  # noqa: F401  (fail at construction if PyAV is missing)
 
-        self.planner = ClipPlanner(frame_filter, time_difference_prob, "pyav decoder")
-        self.decode_float = bool(decode_float)
         self.thread_count = thread_count
         self.index_cache_size = index_cache_size
         self._index_cache: OrderedDict[tuple[str, int, int], VideoIndex] = OrderedDict()

@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any, Literal
 
-from sce_builtins.data.decoders.clips import ClipPlanner, Timeline, assemble
-from sce_builtins.data.decoders.encoded import check_int, lru_put, optional_rate, plan_clips
+from sce_builtins.data.decoders.clips import Timeline, assemble
+from sce_builtins.data.decoders.encoded import EncodedVideoDecoder, check_int, lru_put, plan_clips
 from sce_builtins.data.decoders.errors import VideoDecodeError
-from sce_builtins.data.decoders.frame_filter import FrameFilterOptions
 from sce_builtins.data.types import ClipWindow, DecodedClip, VideoRecord
+from sce_core.slots import BaseArgs
 
 INSTALL_HINT = "pip install 'sce-core[torchcodec]' and install system FFmpeg 4-7 shared libraries"
 
@@ -27,7 +27,7 @@ def _import_video_decoder() -> Any:
     return VideoDecoder
 
 
-class TorchCodecDecoder:
+class TorchCodecDecoder(EncodedVideoDecoder):
     """Decode clips with torchcodec: one exact-seek ``get_frames_at`` call per sample.
 
     Time -> frame mapping: the stream is taken as constant-rate at its ``average_fps``
@@ -52,26 +52,24 @@ class TorchCodecDecoder:
         metadata_cache_size: number of per-file metadata entries kept.
     """
 
+    component_name = "torchcodec decoder"
+
     def __init__(
         self,
-        fps: float | None = None,
-        frame_filter: FrameFilterOptions | None = None,
-        time_difference_prob: float = 0.0,
-        decode_float: bool = False,
+        *,
         num_ffmpeg_threads: int = 1,
         seek_mode: Literal["exact", "approximate"] = "exact",
         device: str = "cpu",
         metadata_cache_size: int = 4096,
+        **kwargs: BaseArgs,
     ) -> None:
         self._video_decoder_cls = _import_video_decoder()
-        self.fps = optional_rate(fps, "torchcodec decoder")
+        super().__init__(**kwargs)
         if seek_mode not in ("exact", "approximate"):
             raise ValueError(
                 f"torchcodec decoder: seek_mode must be 'exact' or 'approximate', got {seek_mode!r}"
             )
-        check_int(num_ffmpeg_threads, "num_ffmpeg_threads", 0, "torchcodec decoder")
-        self.planner = ClipPlanner(frame_filter, time_difference_prob, "torchcodec decoder")
-        self.decode_float = bool(decode_float)
+        check_int(num_ffmpeg_threads, "num_ffmpeg_threads", 0, self.component_name)
         self.num_ffmpeg_threads = num_ffmpeg_threads
         self.seek_mode = seek_mode
         self.device = device
