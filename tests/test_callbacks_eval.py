@@ -101,7 +101,7 @@ def test_online_evaluator_learns_masks_unlabelled_rows_and_returns_to_train_mode
         FeatureModel(), train_dataloaders=loader(train), val_dataloaders=loader(val))
     assert rec.train_acc[0] < rec.train_acc[-1] == 1.0
     assert rec.val_acc[-1] == 1.0  # rows labelled -1 are neither trained on nor scored
-    assert probe.classifier.training  # restored after validation (spec 9.18)
+    assert probe.classifier.training  # restored after validation (docs/reference.md §9.18)
     logits = probe.classifier(val[0]["input"][-8:])
     assert (logits.argmax(1) == 1).all()  # the x0 = 3 rows would be class 1: they were masked
 

@@ -57,7 +57,8 @@ def ddp(
         timeout_s: collective timeout in seconds.
         broadcast_buffers: broadcast rank 0's buffers (BN statistics, the SCE queue) at every
             forward. The SCE model keeps its queue identical on all ranks by construction, so
-            ``false`` saves that traffic when BN statistics are synchronised (spec 9.10).
+            ``false`` saves that traffic when BN statistics are synchronised
+            (docs/reference.md §9.10).
         gradient_as_bucket_view: let gradients alias DDP's buckets (saves memory).
         bucket_cap_mb: DDP bucket size in MiB (None: torch's default).
         start_method: how processes are started (``popen`` runs the script once per device).

@@ -1,4 +1,4 @@
-"""Online linear probe during pretraining (spec 6.4, with its two bugs fixed).
+"""Online linear probe during pretraining (docs/reference.md §6.4, with its two bugs fixed).
 
 A linear classifier learns, with its own optimizer, on detached trunk features of every
 training batch (``outputs["h"]`` of the SCE ``training_step``: view-0 online trunk features
@@ -227,7 +227,7 @@ class OnlineEvaluator(Callback):
                           sync_dist=True)
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Back to train mode (the reference misspelled this hook, spec 9.18)."""
+        """Back to train mode (the reference misspelled this hook, docs/reference.md §9.18)."""
         if self.classifier is not None:
             self.classifier.train()
 

@@ -6,8 +6,9 @@
   so subclass logic (UCF101 split lists, Kinetics layout checks, per-split decoders) still
   applies and the datamodule itself is not modified.
 * :func:`extract_features` runs trunks in eval mode without gradients, averages the clips of a
-  video and gathers every rank's rows (no per-rank files: spec 9.19).
-* :func:`aggregate_by_video` averages per-clip predictions of the same video (spec 6.5).
+  video and gathers every rank's rows (no per-rank files: docs/reference.md §9.19).
+* :func:`aggregate_by_video` averages per-clip predictions of the same video
+  (docs/reference.md §6.5).
 """
 
 from __future__ import annotations
@@ -158,7 +159,7 @@ def aggregate_by_video(values: Tensor, idx: Tensor, reduction: str = "mean") -> 
     Args:
         values: ``(N, ...)`` per-clip values (e.g. softmax probabilities or features).
         idx: ``(N,)`` video id of each row (the batch's ``idx``).
-        reduction: ``mean`` (spec 6.5 ``same_avg``) or ``max`` (``same_max``).
+        reduction: ``mean`` (docs/reference.md §6.5 ``same_avg``) or ``max`` (``same_max``).
     """
     if reduction not in ("mean", "max"):
         raise ValueError(f"aggregate_by_video: reduction must be 'mean' or 'max', got {reduction!r}")

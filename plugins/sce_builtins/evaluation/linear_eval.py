@@ -1,4 +1,4 @@
-"""Frozen-trunk linear evaluation (spec 6.5) as a plain LightningModule: ``linear_classifier``.
+"""Frozen-trunk linear evaluation (docs/reference.md §6.5) as a plain LightningModule: ``linear_classifier``.
 
 The trunk (its exported weights loaded through its own ``pretrained:`` argument) is frozen and
 always in eval mode (BatchNorm keeps the pretraining statistics); only the classifier trains.
@@ -10,7 +10,7 @@ Deliberate differences from the reference: videos are grouped by id rather than 
 30 contiguous rows; per-video results are combined over the whole epoch and gathered across
 ranks (duplicates from sampler padding do not change a mean); the logged val/test loss is the
 true negative log-likelihood of the averaged probabilities (the reference applied
-cross-entropy to probabilities as if they were logits, spec 9.17).
+cross-entropy to probabilities as if they were logits, docs/reference.md §9.17).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Frame extraction: a folder of videos -> JPEG frame folders, with PyAV (no ffmpeg binary needed).
 
 ``IN/<class>/<file>.mp4`` (any depth) becomes ``OUT/<class>/<file stem>/00000001.jpg ...``, the
-layout of spec 5.1, like ``ffmpeg -i IN -vf scale=... -r FPS -q:v Q OUT/%08d.jpg``.
+layout of docs/reference.md §5.1, like ``ffmpeg -i IN -vf scale=... -r FPS -q:v Q OUT/%08d.jpg``.
 
 Resampling to ``fps`` (ffmpeg's ``-r`` with its default rounding to the nearest):
   * a frame's time is ``(pts - first pts) * time_base``; the video ends at the last frame's time

@@ -1,4 +1,4 @@
-"""Annotation CSVs for a split folder (spec 5.2), safe with spaces in names.
+"""Annotation CSVs for a split folder (docs/reference.md §5.2), safe with spaces in names.
 
 * Frame folders ``SPLIT_DIR/<class>/<video>/<frames>`` -> lines ``<class>/<video> <label> <num_frames>``.
 * Encoded videos ``SPLIT_DIR/<class>/<file>.mp4|.avi|.mkv|.webm`` -> lines ``<class>/<file> <label>``.
