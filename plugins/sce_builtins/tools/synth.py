@@ -75,15 +75,11 @@ DEFAULTS: dict[str, Any] = dict(
 )
 """Defaults of ``sce data synth``: 300 videos, generated in a few seconds."""
 
-DEMO_SETTINGS: dict[str, Any] = dict(
-    num_classes=10,
-    train_per_class=100,
-    val_per_class=50,
-    frames=64,
-    size=32,
-    fps=8,
-    seed=0,
-)
+DEMO_SETTINGS: dict[str, Any] = {
+    **{key: value for key, value in DEFAULTS.items() if key != "formats"},
+    "train_per_class": 100,
+    "val_per_class": 50,
+}
 """Suggested sizes for the CPU demo: 1000 train videos (one per pretraining digit, ~100 per
 class), 500 held-out val videos (kNN queries; train videos are the kNN bank), 64 frames = 8 s at
 8 fps each. With ``random_multi_clip`` (``num_clips: 2``, ``clip_duration: 1.0``) and a decoder
