@@ -404,7 +404,7 @@ def test_model_shuffle_bn_simulates_devices_in_target_branch():
 SEED_MODEL_YAML = """
 _name_: sce
 trunk: {_name_: sce_test_tiny_trunk}
-projector:
+projector: &seed_head
   _name_: mlp_head
   activation_inplace: true
   activation_layer: relu
@@ -420,22 +420,11 @@ projector:
   last_norm: true
   last_affine: false
   output_dim: 8
-predictor:
-  _name_: mlp_head
-  activation_inplace: true
-  activation_layer: relu
-  affine: true
-  bias: false
-  dropout: 0.0
-  dropout_inplace: true
+predictor:  # the projector's keys but these three
+  <<: *seed_head
   hidden_dims: [16]
-  input_dim: 8
-  norm_layer: bn_1D
   num_layers: 2
-  last_bias: false
   last_norm: false
-  last_affine: false
-  output_dim: 8
 coeff: 0.5
 final_scheduler_coeff: 0.0
 initial_momentum: 0.99
@@ -478,7 +467,8 @@ optimizer:
 train_transform:
   _name_: apply_transforms_on_list
   transforms:
-  - _name_: batch_video_wrapper
+  - &seed_wrapper
+    _name_: batch_video_wrapper
     same_on_frames: true
     video_format: CTHW
     inplace: true
@@ -486,10 +476,7 @@ train_transform:
     - {_name_: div_255, inplace: true}
     - {_name_: batch_random_horizontal_flip, p: 0.5, inplace: true}
     - {_name_: normalize, mean: [0.45, 0.45, 0.45], std: [0.225, 0.225, 0.225], inplace: true}
-  - _name_: batch_video_wrapper
-    same_on_frames: true
-    video_format: CTHW
-    inplace: true
+  - <<: *seed_wrapper  # the same wrapper with solarize instead of flip
     transforms:
     - {_name_: div_255, inplace: true}
     - {_name_: batch_random_solarize, p: 0.2, threshold: 0.5, inplace: true}
