@@ -18,9 +18,15 @@ from sce_builtins.data.samplers import EpochDistributedSampler
 from sce_builtins.data.ucf101 import UCF101DataModule
 
 try:  # tests/ as rootdir-less modules or as a package
-    from test_dataset import SIZE, frames_of, make_frame_dataset, video_of
+    from test_dataset import SIZE, frames_of, make_bad_frame_dataset, make_frame_dataset, video_of
 except ImportError:  # pragma: no cover
-    from tests.test_dataset import SIZE, frames_of, make_frame_dataset, video_of
+    from tests.test_dataset import (
+        SIZE,
+        frames_of,
+        make_bad_frame_dataset,
+        make_frame_dataset,
+        video_of,
+    )
 
 import sce_core
 from sce_core.errors import ConfigError
@@ -255,13 +261,7 @@ class _TinyModel(pl.LightningModule):
 
 
 def _bad_dm(tmp_path: Path, max_bad, workers: int = 0) -> VideoDataModule:
-    make_frame_dataset(tmp_path, classes=("a", "b"), per_class=4, num_frames=30)
-    for f in (tmp_path / "train" / "a" / "vid 00").iterdir():
-        f.write_bytes(b"corrupt")
-    shutil.rmtree(tmp_path / "train" / "a" / "vid 01")
-    lines = (tmp_path / "train.csv").read_text().splitlines()
-    lines[2] = "a/wrong path 0 30"
-    (tmp_path / "train.csv").write_text("\n".join(lines) + "\n")
+    make_bad_frame_dataset(tmp_path, b"corrupt", {2: "a/wrong path 0 30"})
     return folder_dm(tmp_path, batch=4, max_bad_samples=max_bad, loader={"num_workers": workers})
 
 

@@ -56,6 +56,19 @@ def make_frame_dataset(
     return out
 
 
+def make_bad_frame_dataset(root: Path, corrupt: bytes, csv_lines: dict[int, str]) -> None:
+    """8 videos of classes a, b (30 frames): ``a/vid 00``'s JPEGs hold ``corrupt``, ``a/vid 01``
+    is removed and the given ``train.csv`` lines (0-based) are replaced."""
+    make_frame_dataset(root, classes=("a", "b"), per_class=4, num_frames=30)
+    for f in (root / "train" / "a" / "vid 00").iterdir():
+        f.write_bytes(corrupt)
+    shutil.rmtree(root / "train" / "a" / "vid 01")
+    lines = (root / "train.csv").read_text().splitlines()
+    for index, line in csv_lines.items():
+        lines[index] = line
+    (root / "train.csv").write_text("\n".join(lines) + "\n")
+
+
 def video_of(clip: torch.Tensor) -> int:
     """Video id encoded in a (C, T, H, W) clip."""
     return int(clip[0].float().mean().item()) // 16
@@ -165,16 +178,11 @@ def test_default_collate_keeps_views_separate(frames_root):
 @pytest.fixture()
 def bad_root(tmp_path) -> Path:
     """8 videos: 0 corrupt JPEGs, 1 missing folder, 2 wrong CSV path, 3 too short, 4-7 fine."""
-    root = tmp_path
-    make_frame_dataset(root, classes=("a", "b"), per_class=4, num_frames=30)
-    for f in (root / "train" / "a" / "vid 00").iterdir():
-        f.write_bytes(b"\xff\xd8 this is not a jpeg")
-    shutil.rmtree(root / "train" / "a" / "vid 01")
-    lines = (root / "train.csv").read_text().splitlines()
-    lines[2] = "a/no such video 0 30"
-    lines[3] = "a/vid 03 0 4"  # 0.4 s at 10 fps: shorter than a 1 s clip
-    (root / "train.csv").write_text("\n".join(lines) + "\n")
-    return root
+    make_bad_frame_dataset(tmp_path, b"\xff\xd8 this is not a jpeg", {
+        2: "a/no such video 0 30",
+        3: "a/vid 03 0 4",  # 0.4 s at 10 fps: shorter than a 1 s clip
+    })
+    return tmp_path
 
 
 def test_bad_samples_replaced_and_reported(bad_root):
