@@ -199,13 +199,8 @@ class LinearClassifierEvaluation(LightningModule):
         """Log ``val/acc_*`` and ``val/loss`` over all validation videos."""
         self._log_videos("val")
 
-    def on_test_epoch_start(self) -> None:
-        """Start a new collection of per-video results."""
-        self._videos = []
-
-    def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
-        """Per-video softmax sums (or maxima) of this batch."""
-        self._eval_step(batch)
+    on_test_epoch_start = on_validation_epoch_start
+    test_step = validation_step
 
     def on_test_epoch_end(self) -> None:
         """Log ``test/acc_*`` and ``test/loss`` over all test videos."""
