@@ -144,6 +144,9 @@ def _launched_rank() -> bool:
     return bool(os.environ.get(RUN_DIR_ENV))
 
 
+RESUME_AUTO = (True, "auto", "last")
+
+
 def resume_requested(resume: Any) -> bool:
     """Whether the config asks to resume (``auto`` or a path)."""
     return resume not in (None, False, "", "none", "null")
@@ -151,7 +154,7 @@ def resume_requested(resume: Any) -> bool:
 
 def _resume_path(resume: Any) -> Path | None:
     """``resume=<path>``: the checkpoint path (checked); ``auto``/none: None."""
-    if not resume_requested(resume) or resume in (True, "auto", "last"):
+    if not resume_requested(resume) or resume in RESUME_AUTO:
         return None
     from sce_core.checkpointing import is_resumable
 
@@ -188,7 +191,7 @@ def choose_run(run_dir: Path, resume: Any) -> tuple[Path, Path | None]:
     path = _resume_path(resume)
     job = launcher_job()
     if job is not None:  # srun/torchrun: every rank uses the configured folder
-        if resume in (True, "auto", "last"):
+        if resume in RESUME_AUTO:
             return run_dir, newest_checkpoint(run_dir / CHECKPOINT_DIR)
         if path is not None and _inside(path, run_dir):
             return run_dir, path
@@ -344,10 +347,10 @@ def pretrain(config: str | Path, overrides: Sequence[str] = (), code_files: Sequ
     stop = StopRequest()
     with stop.installed():
         run = setup_run(config, overrides, code_files, stop=stop)
-        _fit(run, ckpt_path=str(run.resume_from) if run.resume_from else None)
+        run.fit()
         trainer = run.trainer
         if not trainer.interrupted:
-            trainer.save_checkpoint(run.run_dir / CHECKPOINT_DIR / RESUME_CHECKPOINT)
+            trainer.save_checkpoint(run.run_dir / CHECKPOINT_DIR / RESUME_CHECKPOINT, weights_only=False)
         if trainer.global_rank == 0:
             print(f"sce: run folder {run.run_dir.resolve()} (config.yaml, logs/, tensorboard/, "
                   f"{CHECKPOINT_DIR}/{RESUME_CHECKPOINT})")
