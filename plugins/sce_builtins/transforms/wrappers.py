@@ -29,6 +29,10 @@ def _filter(sample: Mapping[str, Any], keep: tuple[str, ...]) -> dict[str, Any]:
     return {k: sample[k] for k in keep if k in sample}
 
 
+def _kept_keys(extra_keys: Sequence[str]) -> tuple[str, ...]:
+    return KEPT_KEYS + tuple(k for k in extra_keys if k not in KEPT_KEYS)
+
+
 class _Repr:
     """``Name(attr=value, ...)`` representation from the instance attributes."""
 
@@ -50,19 +54,24 @@ class OnlyInputTransform(_Repr):
         extra_keys: keys to keep besides ``input, label, idx, aug_index, clip_index, replaced``.
     """
 
+    component_name = "only_input_transform"
+
     def __init__(self, transform: Component("transforms"), extra_keys: Sequence[str] = ()) -> None:
-        self.transform = _check_callable("only_input_transform", "transform", transform)
-        self.keep = KEPT_KEYS + tuple(k for k in extra_keys if k not in KEPT_KEYS)
+        self.transform = _check_callable(self.component_name, "transform", transform)
+        self.keep = _kept_keys(extra_keys)
 
     def __call__(self, sample: Mapping[str, Any]) -> dict[str, Any]:
         """Return the filtered sample with the transformed input."""
-        _check_sample("only_input_transform", sample)
+        _check_sample(self.component_name, sample)
         out = _filter(sample, self.keep)
-        out["input"] = self.transform(sample["input"])
+        out["input"] = self._transform_input(sample["input"])
         return out
 
+    def _transform_input(self, clip: Any) -> Any:
+        return self.transform(clip)
 
-class OnlyInputListTransform(_Repr):
+
+class OnlyInputListTransform(OnlyInputTransform):
     """Apply a clip transform independently to every clip of ``sample["input"]`` (a list), so
     each view gets its own random draw, then keep only the known keys.
 
@@ -71,22 +80,15 @@ class OnlyInputListTransform(_Repr):
         extra_keys: keys to keep besides ``input, label, idx, aug_index, clip_index, replaced``.
     """
 
-    def __init__(self, transform: Component("transforms"), extra_keys: Sequence[str] = ()) -> None:
-        self.transform = _check_callable("only_input_list_transform", "transform", transform)
-        self.keep = KEPT_KEYS + tuple(k for k in extra_keys if k not in KEPT_KEYS)
+    component_name = "only_input_list_transform"
 
-    def __call__(self, sample: Mapping[str, Any]) -> dict[str, Any]:
-        """Return the filtered sample with every input clip transformed."""
-        _check_sample("only_input_list_transform", sample)
-        clips = sample["input"]
+    def _transform_input(self, clips: Any) -> list[Any]:
         if not isinstance(clips, (list, tuple)):
             raise ValueError(
                 "only_input_list_transform: sample['input'] must be a list of clips; "
                 "use only_input_transform for a single clip."
             )
-        out = _filter(sample, self.keep)
-        out["input"] = [self.transform(clip) for clip in clips]
-        return out
+        return [self.transform(clip) for clip in clips]
 
 
 class OnlyInputTransformWithDictTransform(_Repr):
@@ -110,7 +112,7 @@ class OnlyInputTransformWithDictTransform(_Repr):
         name = "only_input_transform_with_dict_transform"
         self.transform = _check_callable(name, "transform", transform)
         self.dict_transform = _check_callable(name, "dict_transform", dict_transform)
-        self.keep = KEPT_KEYS + tuple(k for k in extra_keys if k not in KEPT_KEYS)
+        self.keep = _kept_keys(extra_keys)
 
     def __call__(self, sample: Mapping[str, Any]) -> dict[str, Any]:
         """Return the filtered sample after both transforms."""
