@@ -108,7 +108,7 @@ def build_trainer(plain: dict[str, Any], run_dir: Path, callbacks: list[Any],
     from lightning.pytorch import Trainer
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    from sce_core.checkpointing import AtomicCheckpointIO
+    from sce_core.checkpoint_files import AtomicCheckpointIO
     from sce_core.run_dir import csv_logger
 
     kwargs = {k: v for k, v in dict(plain.get("trainer") or {}).items() if not k.startswith("_")}
@@ -156,7 +156,7 @@ def _resume_path(resume: Any) -> Path | None:
     """``resume=<path>``: the checkpoint path (checked); ``auto``/none: None."""
     if not resume_requested(resume) or resume in RESUME_AUTO:
         return None
-    from sce_core.checkpointing import is_resumable
+    from sce_core.checkpoint_files import is_resumable
 
     path = Path(str(resume)).expanduser()
     if not path.is_file():
@@ -182,7 +182,7 @@ def choose_run(run_dir: Path, resume: Any) -> tuple[Path, Path | None]:
     the run's own folder and its newest complete checkpoint. ``resume=<path>``: the run's own
     folder when the path lies in it, else a new folder (never another run's).
     """
-    from sce_core.checkpointing import newest_checkpoint
+    from sce_core.checkpoint_files import newest_checkpoint
     from sce_core.run_dir import claim_run_dir, is_run_dir, join_run_dir, own_run_dir
 
     if _launched_rank():

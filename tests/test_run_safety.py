@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from tiny_demo import TINY, sce
 
-from sce_core.checkpointing import atomic_torch_save, is_resumable, newest_checkpoint
+from sce_core.checkpoint_files import atomic_torch_save, is_resumable, newest_checkpoint
 from sce_core.run_dir import CLAIM_FILE, claim_run_dir, keep_rows_before
 
 DATA = Path(__file__).parent / "data"

@@ -8,7 +8,7 @@ import signal
 
 import torch
 
-from sce_core import checkpointing
+from sce_core import checkpoint_files
 
 KILL_AT = int(os.environ["SCE_TEST_KILL_AT_SAVE"])
 real_save = torch.save
@@ -27,4 +27,4 @@ def save(obj, f, *args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-checkpointing.torch.save = save
+checkpoint_files.torch.save = save
