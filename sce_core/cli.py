@@ -12,12 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sce_core import failures as known
 from sce_core import registries as reg
 from sce_core.errors import RunInterrupted, SCEError
-from sce_core.paths import cache_dir
 
 COMMANDS_GROUP = "sce.commands"
-FAILURES_FILE = "plugin_failures.json"
 
 
 # -- commands that read metadata only ---------------------------------------------------
@@ -26,12 +25,19 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.kind and args.kind not in reg.KINDS:
         reg.registry(args.kind)  # raises with a suggestion
     rows = []
+    failed = known.failed_keys()
     for kind in kinds:
-        for entry in reg.registry(kind).entries():
+        registry = reg.registry(kind)
+        for entry in registry.entries():
             if not _matches(entry.name, args.pattern):
                 continue
+            status = entry.status
+            if (kind, entry.name, reg.normalize_dist(entry.dist or "")) in failed:
+                status = "failed"
+            elif registry.conflicted(entry):
+                status = f"conflict (use {entry.qualified_name})"
             rows.append({"kind": kind, "name": entry.name, "provider": entry.provider,
-                         "target": entry.target, "status": entry.status})
+                         "target": entry.target, "status": status})
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -67,14 +73,19 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         dists.setdefault((dist, version), {}).setdefault(ep.group[len(reg.GROUP_PREFIX):], []).append(ep.name)
     disabled = reg.disabled_dists()
     conflicts = [c for kind in reg.KINDS for c in reg.registry(kind).conflicts]
-    failures = _failures_now(args.check)
+    if args.check:
+        reg.load_all(strict=False)
+        from sce_core.hooks import plugin_manager
+
+        plugin_manager()
+    failures = known.known_failures()
     if args.json:
         print(json.dumps({
             "distributions": [{"name": d, "version": v, "provides": p,
                                "disabled": reg.normalize_dist(d) in disabled}
                               for (d, v), p in sorted(dists.items())],
             "conflicts": [c.reason for c in conflicts],
-            "failures": failures,
+            "failures": [{k: v for k, v in f.items() if k != "files"} for f in failures],
         }, indent=2))
         return 1 if failures and args.check else 0
     for (dist, version), provides in sorted(dists.items()):
@@ -86,48 +97,17 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     for conflict in conflicts:
         print(f"conflict: {conflict.kind}: {conflict.reason}")
     if failures:
-        source = "now" if args.check else "recorded by the last command that loaded plugins"
+        source = "now" if args.check else "met by earlier commands; still current"
         print(f"load failures ({source}):")
         for f in failures:
             print(f"  {f['kind']}/{f['name']} from {f['provider']} ({f['target']}): {f['error']}")
             if f.get("traceback"):
                 print("    " + f["traceback"].rstrip().replace("\n", "\n    "))
     elif args.check:
-        _save_failures()
         print("every plugin component imports cleanly")
     else:
         print("no load failures recorded (`sce plugins --check` imports every component now)")
     return 1 if failures and args.check else 0
-
-
-def _failure_record(entry: reg.Entry) -> dict[str, str]:
-    return {"kind": entry.kind, "name": entry.name, "provider": entry.provider,
-            "target": entry.target or "", "error": f"{type(entry.error).__name__}: {entry.error}",
-            "traceback": entry.error_traceback}
-
-
-def _failures_now(check: bool) -> list[dict[str, str]]:
-    if check:
-        reg.load_all(strict=False)
-        from sce_core.hooks import plugin_manager
-
-        plugin_manager()
-        return [_failure_record(e) for e in reg.load_failures()]
-    path = cache_dir() / FAILURES_FILE
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return []
-
-
-def _save_failures() -> None:
-    failures = reg.load_failures()
-    path = cache_dir() / FAILURES_FILE
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps([_failure_record(e) for e in failures], indent=2))
-    except OSError:
-        pass
 
 
 # -- commands that import components ----------------------------------------------------
@@ -388,10 +368,11 @@ def _one_message(exc: BaseException) -> str:
 
 
 def _report_failures() -> None:
-    failures = reg.load_failures()
+    """Save this command's failures; print the one-line notice while any failure is current."""
+    known.save()
+    failures = known.known_failures()
     if failures:
-        _save_failures()
-        names = ", ".join(sorted({f"{e.dist}" for e in failures}))
+        names = ", ".join(sorted({f["dist"] for f in failures}))
         print(f"sce: {len(failures)} plugin component(s) failed to load ({names}); "
               f"run `sce plugins` for details", file=sys.stderr)
 

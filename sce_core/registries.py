@@ -176,23 +176,33 @@ class Registry:
     # -- filling -----------------------------------------------------------------------
     def _add_entry_point(self, entry: Entry) -> None:
         existing = self._entries.setdefault(entry.name, [])
-        builtin = next((e for e in existing if e.origin == "builtin"), None)
-        if builtin is not None and entry.origin != "builtin":
-            self.conflicts.append(
-                Conflict(
-                    self.kind,
-                    entry.name,
-                    [builtin.provider, entry.provider],
-                    f"'{entry.name}' is a built-in name; {entry.dist} cannot take it "
-                    f"(still reachable as '{entry.qualified_name}')",
-                )
-            )
-            existing.append(entry)
-            return
         if entry.origin == "builtin":
             existing.insert(0, entry)
-        else:
-            existing.append(entry)
+            for other in existing[1:]:
+                if other.origin == "plugin":
+                    self._conflict(entry, other)
+            return
+        builtin = next((e for e in existing if e.origin == "builtin"), None)
+        if builtin is not None:
+            self._conflict(builtin, entry)
+        existing.append(entry)
+
+    def _conflict(self, builtin: Entry, entry: Entry) -> None:
+        """Record that a plugin's ``entry`` offers the name of the built-in ``builtin``."""
+        self.conflicts.append(
+            Conflict(
+                self.kind,
+                entry.name,
+                [builtin.provider, entry.provider],
+                f"'{entry.name}' is a built-in name; {entry.dist} cannot take it "
+                f"(still reachable as '{entry.qualified_name}')",
+            )
+        )
+
+    def conflicted(self, entry: Entry) -> bool:
+        """Whether ``entry`` is a plugin's component that a built-in of that name shadows."""
+        return any(c.name == entry.name and entry.provider in c.providers[1:]
+                   for c in self.conflicts)
 
     def register(self, name: str, obj: Any = None) -> Any:
         """Register ``obj`` under ``name`` in this process (decorator when ``obj`` is None).
