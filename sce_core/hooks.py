@@ -21,6 +21,7 @@ from sce_core.registries import (
     BUILTIN_DIST,
     Entry,
     _record_failure,
+    load_distribution,
     normalize_dist,
     plugin_entry_points,
     strict_mode,
@@ -104,6 +105,10 @@ def plugin_manager() -> pluggy.PluginManager:
                                           f"{type(exc).__name__}: {exc}") from exc
         pm.check_pending()
         _MANAGER = pm
+        if strict_mode():
+            for dist in sorted({name.split(":", 1)[0] for name, _ in pm.list_name_plugin()}):
+                if not is_builtin(dist):
+                    load_distribution(dist)
     return _MANAGER
 
 

@@ -133,6 +133,8 @@ class Entry:
                 ) from exc
             raise self._load_error() from exc
         self.obj = obj
+        if self.origin == "plugin" and strict_mode():
+            load_distribution(self.dist or "")
         return obj
 
     def _load_error(self) -> ComponentLoadError:
@@ -374,6 +376,7 @@ def refresh() -> None:
     _REGISTRIES = None
     _SCAN = None
     _FAILURES.clear()
+    _TOUCHED.clear()
     try:
         import importlib_metadata
 
@@ -402,6 +405,28 @@ def load_all(strict: bool | None = None) -> list[Entry]:
         names = ", ".join(f"{e.kind}/{e.name} ({e.provider})" for e in failures)
         raise PluginLoadError(f"plugins failed to load: {names}")
     return failures
+
+
+_TOUCHED: set[str] = set()
+
+
+def load_distribution(dist: str) -> None:
+    """Strict mode: import every component of a distribution the command touched.
+
+    Called once a module of ``dist`` was imported (a component, a hook module); the first
+    component that fails raises :class:`PluginLoadError`.
+    """
+    key = normalize_dist(dist)
+    if key in _TOUCHED:
+        return
+    _TOUCHED.add(key)
+    for reg in _all().values():
+        for entry in list(reg.entries()):
+            if normalize_dist(entry.dist or "") == key and entry.obj is None:
+                if entry.error is not None:
+                    raise PluginLoadError(f"{entry._load_error()} ({STRICT_ENV}=1 makes this "
+                                          f"fatal)") from entry.error
+                entry.load()
 
 
 def snapshot() -> dict[str, Registry] | None:

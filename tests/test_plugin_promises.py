@@ -72,3 +72,45 @@ def test_failure_of_a_folder_no_longer_on_sys_path_is_not_shown(tmp_path):
     sce("info", "flaky_trunk", cache=cache, path=site)
     out = sce("plugins", cache=cache)
     assert "flaky" not in out.stdout and "failed to load" not in out.stderr
+
+
+# -- 2. strict mode and the one-line notice ------------------------------------------------
+HOOKS = '''
+from sce_core.hooks import hookimpl
+
+
+@hookimpl
+def sce_validate_config(config):
+    return []
+'''
+
+
+def hooked_broken_dist(root: Path) -> Path:
+    """A distribution with a working hook module and a trunk module that fails to import."""
+    return fake_distribution(
+        root, "sce-flaky", {"sce.trunks": {"flaky_trunk": "flaky_pkg.trunks:Wide"},
+                            "sce.hooks": {"checks": "flaky_pkg.hooks"}},
+        {"flaky_pkg/__init__.py": "", "flaky_pkg/trunks.py": "import not_a_real_module_xyz\n",
+         "flaky_pkg/hooks.py": HOOKS}, version="0.1")
+
+
+def test_strict_mode_fails_on_a_broken_module_of_a_plugin_the_command_touched(tmp_path):
+    site, cache = hooked_broken_dist(tmp_path / "site"), tmp_path / "c"
+    lenient = sce("check", "demo", cache=cache, path=site)
+    assert lenient.returncode == 0, lenient.stderr
+    strict = sce("check", "demo", cache=cache, path=site, env={"SCE_STRICT_PLUGINS": "1"})
+    assert strict.returncode == 1
+    assert strict.stderr.startswith(
+        "sce: error: could not import trunk 'flaky_trunk' from sce-flaky 0.1 "
+        "(flaky_pkg.trunks:Wide): ModuleNotFoundError: No module named 'not_a_real_module_xyz' "
+        "(SCE_STRICT_PLUGINS=1 makes this fatal; unset it or set SCE_DISABLE_PLUGINS=sce-flaky")
+    assert "Traceback" not in strict.stderr
+
+
+def test_every_command_prints_the_notice_once_a_failure_is_known(tmp_path):
+    site, cache = hooked_broken_dist(tmp_path / "site"), tmp_path / "c"
+    sce("info", "flaky_trunk", cache=cache, path=site)
+    notice = "sce: 1 plugin component(s) failed to load (sce-flaky); run `sce plugins` for details"
+    for args in (["check", "demo"], ["config", "list"], ["plugins"], ["list", "losses"]):
+        proc = sce(*args, cache=cache, path=site)
+        assert proc.returncode == 0 and proc.stderr.strip().splitlines() == [notice], (args, proc)
