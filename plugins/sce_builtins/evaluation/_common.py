@@ -1,11 +1,30 @@
-"""Helpers shared by the evaluation models: steps per epoch, batch size, views."""
+"""Helpers shared by the evaluation models: the frozen trunk, steps per epoch, batch size, views."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
-from torch import Tensor
+from lightning.pytorch import LightningModule
+from torch import Tensor, nn
+
+
+class FrozenTrunkModule(LightningModule):
+    """A LightningModule whose ``trunk`` never trains: no gradients, always in eval mode."""
+
+    trunk: nn.Module
+
+    def freeze_trunk(self, trunk: nn.Module) -> None:
+        """Keep ``trunk`` as ``self.trunk``, without gradients and in eval mode."""
+        self.trunk = trunk
+        self.trunk.requires_grad_(False)
+        self.trunk.eval()
+
+    def train(self, mode: bool = True) -> FrozenTrunkModule:
+        """Set the mode of the other modules; the trunk always stays in eval mode."""
+        super().train(mode)
+        self.trunk.eval()
+        return self
 
 
 def steps_per_epoch(trainer: Any) -> int:

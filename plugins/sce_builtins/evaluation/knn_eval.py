@@ -13,10 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 
-from sce_builtins.evaluation._common import first_view
+from sce_builtins.evaluation._common import FrozenTrunkModule, first_view
 from sce_builtins.evaluation.features import (
     check_split_spec,
     extract_features,
@@ -32,7 +31,7 @@ from sce_core.slots import Component
 _NAME = "knn_classifier"
 
 
-class KNNClassifierEvaluation(LightningModule):
+class KNNClassifierEvaluation(FrozenTrunkModule):
     """Weighted-kNN evaluation of a frozen trunk: bank from a split, queries from the test split.
 
     Logs ``test/knn_top1``, ``test/knn_top5`` and ``test/num_videos``.
@@ -59,21 +58,13 @@ class KNNClassifierEvaluation(LightningModule):
         if not isinstance(trunk, nn.Module):
             raise ValueError(f"{_NAME}: trunk must be an nn.Module (a config node with _name_)")
         check_knn_args(k, temperature, _NAME)
-        self.trunk = trunk
-        self.trunk.requires_grad_(False)
-        self.trunk.eval()
+        self.freeze_trunk(trunk)
         self.k = int(k)
         self.temperature = float(temperature)
         self.bank_spec = check_split_spec(bank, _NAME, "train")
         self.test_transform = test_transform
         self.bank: tuple[Tensor, Tensor] | None = None
         self._videos: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []
-
-    def train(self, mode: bool = True) -> KNNClassifierEvaluation:
-        """The trunk always stays in eval mode."""
-        super().train(mode)
-        self.trunk.eval()
-        return self
 
     @torch.no_grad()
     def forward(self, x: Tensor) -> Tensor:

@@ -20,10 +20,10 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 
 from sce_builtins.evaluation._common import (
+    FrozenTrunkModule,
     first_view,
     global_batch_size,
     steps_per_epoch,
@@ -46,7 +46,7 @@ def video_accuracy(
     return {t: hits[t] / n for t in topk}, float(-picked.log().mean())
 
 
-class LinearClassifierEvaluation(LightningModule):
+class LinearClassifierEvaluation(FrozenTrunkModule):
     """Linear evaluation: frozen trunk in eval mode, trained classifier, multi-view video test.
 
     Batches are ``{"input": Tensor(B, C, T, H, W) (or a list: the first view is used),
@@ -86,9 +86,7 @@ class LinearClassifierEvaluation(LightningModule):
             raise ValueError(f"{_NAME}: video_reduction must be 'mean' or 'max', got {video_reduction!r}")
         if not topk or any(int(t) < 1 for t in topk):
             raise ValueError(f"{_NAME}: topk must be positive integers, e.g. [1, 5]")
-        self.trunk = trunk
-        self.trunk.requires_grad_(False)
-        self.trunk.eval()
+        self.freeze_trunk(trunk)
         self.classifier = classifier
         self.optimizer_factory = optimizer
         self.train_transform = train_transform
@@ -99,12 +97,6 @@ class LinearClassifierEvaluation(LightningModule):
         self._videos: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []
 
     # ------------------------------------------------------------------ modes and forward
-    def train(self, mode: bool = True) -> LinearClassifierEvaluation:
-        """Set the mode of the classifier; the trunk always stays in eval mode."""
-        super().train(mode)
-        self.trunk.eval()
-        return self
-
     @torch.no_grad()
     def features(self, x: Tensor) -> Tensor:
         """Frozen trunk features ``(B, D)`` (no grad, eval mode)."""
