@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from sce_core.errors import ConfigError
+from sce_core.errors import ComponentLoadError, ConfigError
 from sce_core.nodes import NAME_KEY, PARTIAL_KEY, is_reserved, to_plain_node
 from sce_core.validate import validate_node
 from sce_core.walk import ComponentAt, Visitor, walk_node
@@ -33,8 +34,22 @@ class NodeFactory:
         return f"NodeFactory({self.kind}/{self.name} at {self.path})"
 
 
+@dataclass(frozen=True)
+class Built:
+    """One component a build made: for the contract checks at the start of a run."""
+
+    kind: str
+    path: str
+    label: str
+    provider: str
+    obj: Any
+
+
 class Builder(Visitor):
-    """Builds the components of a validated node, innermost first."""
+    """Builds the components of a validated node, innermost first (``built`` lists them)."""
+
+    def __init__(self) -> None:
+        self.built: list[Built] = []
 
     def component(self, at: ComponentAt, args: Any) -> Any:
         if at.in_options:
@@ -45,10 +60,18 @@ class Builder(Visitor):
         kwargs = {k: v for k, v in args().items() if not is_reserved(k)}
         kwargs.update(at.runtime)
         try:
-            return at.entry.load()(**kwargs)
+            obj = at.entry.load()(**kwargs)
+        except ModuleNotFoundError as exc:  # a dependency of the plugin is not installed
+            raise ComponentLoadError(
+                f"{at.path or at.kind}: building {at.label} from {at.entry.provider} failed: "
+                f"{type(exc).__name__}: {exc}; install it (a dependency of {at.entry.dist})"
+            ) from exc
         except Exception as exc:
-            exc.add_note(f"sce: raised while building {at.path or at.kind} ({at.label})")
+            exc.add_note(f"sce: raised while building {at.path or at.kind} ({at.label}), "
+                         f"provided by {at.entry.provider}")
             raise
+        self.built.append(Built(at.kind, at.path or at.kind, at.label, at.entry.provider, obj))
+        return obj
 
 
 def construct(kind: str | None, node: Any, path: str, runtime: dict[str, Any]) -> Any:
@@ -62,7 +85,14 @@ def build(kind: str, node: Any, *, path: str | None = None, **runtime: Any) -> A
     ``runtime`` holds arguments the framework supplies (``params=`` for an optimizer).
     Raises :class:`~sce_core.errors.ConfigError` listing every problem of the node.
     """
+    return build_parts(kind, node, path=path, **runtime)[0]
+
+
+def build_parts(kind: str, node: Any, *, path: str | None = None, **runtime: Any
+                ) -> tuple[Any, list[Built]]:
+    """:func:`build`, also returning every component it made (innermost first)."""
     issues = validate_node(kind, node, path, runtime=runtime)
     if issues:
         raise ConfigError(issues)
-    return construct(kind, to_plain_node(node), path or "", runtime)
+    builder = Builder()
+    return walk_node(kind, to_plain_node(node), path or "", builder, runtime), builder.built

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sce_core.config import CONFIG_GROUP
-from sce_core.contracts import smoke_runtime_args, smoke_test
+from sce_core.contracts import has_contract, smoke_runtime_args, smoke_test
 from sce_core.errors import SCEError
 from sce_core.hooks import HOOKS_GROUP
 from sce_core.registries import KINDS, normalize_dist, plugin_entry_points, registry, singular
@@ -41,8 +41,11 @@ def undocumented_params(doc: str, params: list[str]) -> list[str] | None:
             if not re.search(rf"^\s+{re.escape(p)}\s*(\([^)]*\))?\s*:", section, re.MULTILINE)]
 
 
-def _check_entry(entry: Any, kind: str, label: str) -> list[str]:
-    """Problems of one loaded component: docstring, parameters, build with defaults, smoke."""
+def _check_entry(entry: Any, kind: str, label: str, notes: list[str] | None = None) -> list[str]:
+    """Problems of one loaded component: docstring, parameters, build with defaults, smoke.
+
+    Why a smoke test was skipped is appended to ``notes``.
+    """
     import typing
 
     from sce_core.building import build
@@ -65,6 +68,11 @@ def _check_entry(entry: Any, kind: str, label: str) -> list[str]:
                             f"{own}")
         elif undocumented:
             problems.append(f"{label}: `Args:` does not document {undocumented}")
+    untyped = [p.name for p in spec.params.values() if not p.inherited and not p.runtime
+               and p.annotation is inspect.Parameter.empty]
+    if untyped:
+        problems.append(f"{label}: parameters without a type hint {untyped}; the config validator "
+                        f"cannot check their values (annotate them, e.g. `width: int = 8`)")
     reserved = [p for p in spec.params if is_reserved(p)]
     if reserved:
         problems.append(f"{label}: reserved parameter names {reserved} (the `_x_` form is kept "
@@ -74,14 +82,19 @@ def _check_entry(entry: Any, kind: str, label: str) -> list[str]:
     except Exception as exc:  # noqa: BLE001 - reported: the validator cannot check types then
         problems.append(f"{label}: type annotations do not resolve ({_first_line(exc)}); "
                         f"the config validator cannot check values")
+    notes = notes if notes is not None else []
     if reserved:
         return problems
     runtime_names = [p.name for p in spec.params.values() if p.runtime]
-    if any(p.required for p in spec.params.values()):
-        return problems  # no defaults for everything: nothing to build
+    required = [p.name for p in spec.params.values() if p.required]
+    if required:
+        notes.append(f"{label}: not built nor smoke-tested: {required} have no default")
+        return problems
     runtime = smoke_runtime_args(kind, runtime_names)
     if runtime is None:
-        return problems  # needs runtime inputs this check cannot make up
+        notes.append(f"{label}: not built nor smoke-tested: no {singular(kind)} contract makes "
+                     f"stand-ins for its runtime arguments {runtime_names}")
+        return problems
     node = default_node(entry)
     node[NAME_KEY] = entry.qualified_name
     try:
@@ -90,9 +103,26 @@ def _check_entry(entry: Any, kind: str, label: str) -> list[str]:
         return [*problems, f"{label}: its default node (`sce info --yaml`) does not validate: "
                            f"{exc}"]
     except Exception as exc:  # noqa: BLE001 - reported as a problem of the plugin
-        if isinstance(exc, ImportError) or isinstance(exc.__cause__, ImportError):
-            return problems  # an optional dependency is missing here: not the plugin's fault
-        return [*problems, f"{label}: building with defaults failed: {_first_line(exc)}"]
+        if isinstance(exc, SCEError) and isinstance(exc.__cause__, ImportError):
+            exc = exc.__cause__  # the builder names the component; the label does here
+        missing = _missing_module(exc)
+        if isinstance(exc, ImportError) and missing not in _optional_modules(entry.dist):
+            if missing is None:  # the component's own ImportError: an optional dependency
+                notes.append(f"{label}: not built nor smoke-tested: {_first_line(exc)}")
+                return problems
+            exc_text = f"{_first_line(exc)} (a module its constructor imports; add it to " \
+                       f"the distribution's dependencies)"
+        elif isinstance(exc, ImportError):
+            notes.append(f"{label}: not built nor smoke-tested: optional dependency "
+                         f"'{missing}' is not installed")
+            return problems
+        else:
+            exc_text = _first_line(exc)
+        return [*problems, f"{label}: building with defaults failed: {exc_text}"]
+    if not has_contract(kind):
+        notes.append(f"{label}: built, not smoke-tested: no plugin declares a contract for "
+                     f"{kind} (sce_kind_contracts)")
+        return problems
     try:
         problem = smoke_test(kind, built)
     except Exception as exc:  # noqa: BLE001 - reported as a problem of the plugin
@@ -100,6 +130,26 @@ def _check_entry(entry: Any, kind: str, label: str) -> list[str]:
     if problem:
         problems.append(f"{label}: {problem}")
     return problems
+
+
+def _missing_module(exc: BaseException) -> str | None:
+    """The top-level module a bare ``import`` did not find; None for an ``ImportError`` the
+    component raises itself (its message says how to install an optional dependency)."""
+    if not isinstance(exc, ModuleNotFoundError):
+        return None
+    return (exc.name or "?").split(".")[0]
+
+
+def _optional_modules(dist: str | None) -> set[str]:
+    """Module names of the distribution's optional (extra) requirements, by their project name."""
+    from importlib_metadata import PackageNotFoundError, requires
+
+    try:
+        reqs = requires(dist or "") or []
+    except PackageNotFoundError:
+        return set()
+    names = [re.split(r"[\s;<>=!~\[]", r, maxsplit=1)[0] for r in reqs if "extra ==" in r]
+    return {n.replace("-", "_").lower() for n in names}
 
 
 def _collisions(entry: Any, kind: str, label: str) -> list[str]:
@@ -185,6 +235,14 @@ def _check_configs(ep: Any, label: str) -> list[str]:
 def check_plugin(dist: str) -> list[str]:
     """Problems of every entry point of distribution ``dist`` (empty when all pass).
 
+    :func:`plugin_report` also says which components were not smoke-tested, and why.
+    """
+    return plugin_report(dist)[0]
+
+
+def plugin_report(dist: str) -> tuple[list[str], list[str]]:
+    """``(problems, notes)`` of every entry point of distribution ``dist``.
+
     Per component: the entry-point name is usable in YAML and takes no built-in name, the
     module imports, the object has its own docstring with an ``Args:`` entry per parameter,
     no parameter has the reserved ``_x_`` form, annotations resolve, the default node
@@ -198,9 +256,10 @@ def check_plugin(dist: str) -> list[str]:
 
     wanted = normalize_dist(dist)
     if wanted in disabled_dists() and wanted != normalize_dist("sce-core"):
-        return [f"distribution '{dist}' is disabled by SCE_DISABLE_PLUGINS; unset it to validate"]
+        return [f"distribution '{dist}' is disabled by SCE_DISABLE_PLUGINS; unset it to validate"], []
     local_before = {(k, e.name) for k in KINDS for e in registry(k).entries() if e.origin == "local"}
     problems: list[str] = []
+    notes: list[str] = []
     found = 0
     for group in [f"sce.{kind}" for kind in KINDS] + [HOOKS_GROUP, CONFIG_GROUP]:
         kind = group[len("sce."):]
@@ -229,7 +288,7 @@ def check_plugin(dist: str) -> list[str]:
             except SCEError as exc:
                 problems.append(f"{label}: {exc}")
                 continue
-            problems += _check_entry(entry, kind, label)
+            problems += _check_entry(entry, kind, label, notes)
     if not found:
         problems.append(f"distribution '{dist}' provides no sce entry points (is it installed? "
                         f"re-install after editing entry points)")
@@ -239,4 +298,4 @@ def check_plugin(dist: str) -> list[str]:
         names = ", ".join(f"{k}/{n}" for k, n in added)
         problems.append(f"importing the distribution registered {names} in-process "
                         f"(sce_core.register at import time); declare entry points instead")
-    return problems
+    return problems, notes

@@ -8,7 +8,7 @@ those of the kinds whose conventions they define (trunks, heads, losses, ...).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,10 +21,13 @@ class KindContract:
 
     ``check(obj)`` returns a one-line problem of a built component, or None. ``runtime`` maps
     a runtime argument name (``params``) to a function making a stand-in value for it.
+    ``at_run_start``: the check also runs on the components of this kind that a run builds,
+    before its folder is created (keep such checks cheap).
     """
 
     check: SmokeCheck | None = None
     runtime: Mapping[str, Callable[[], Any]] = field(default_factory=dict)
+    at_run_start: bool = False
 
 
 def kind_contracts() -> dict[str, KindContract]:
@@ -33,6 +36,12 @@ def kind_contracts() -> dict[str, KindContract]:
 
     return {kind: c for kind, c in declared("sce_kind_contracts", "kind contract").items()
             if isinstance(c, KindContract)}
+
+
+def has_contract(kind: str) -> bool:
+    """Whether a plugin declares a smoke test for ``kind``."""
+    contract = kind_contracts().get(kind)
+    return contract is not None and contract.check is not None
 
 
 def smoke_test(kind: str, obj: Any) -> str | None:
@@ -55,3 +64,32 @@ def smoke_runtime_args(kind: str, names: list[str]) -> dict[str, Any] | None:
     if any(n not in makers for n in names):
         return None
     return {n: makers[n]() for n in names}
+
+
+def run_start_problems(parts: Sequence[Any]) -> list[str]:
+    """The ``at_run_start`` checks on the components a run built (``sce_core.building.Built``).
+
+    Each problem names the config path, the component and its provider. The checks leave the
+    random streams and each module's train/eval mode as they were.
+    """
+    import torch
+
+    contracts = kind_contracts()
+    problems = []
+    for part in parts:
+        contract = contracts.get(part.kind)
+        if contract is None or contract.check is None or not contract.at_run_start:
+            continue
+        training = getattr(part.obj, "training", None)
+        with torch.random.fork_rng(devices=[]):
+            try:
+                problem = contract.check(part.obj)
+            except Exception as exc:  # noqa: BLE001 - reported with the component named
+                text = str(exc).strip().splitlines()
+                problem = f"{type(exc).__name__}: {text[0] if text else ''}"
+        if isinstance(training, bool) and hasattr(part.obj, "train"):
+            part.obj.train(training)
+        if problem:
+            problems.append(f"{part.path}: {part.label} from {part.provider} breaks the "
+                            f"{part.kind} contract: {problem}")
+    return problems

@@ -29,6 +29,10 @@ class PluginLoadError(SCEError, RuntimeError):
     """Raised in strict mode (``SCE_STRICT_PLUGINS=1``) when any plugin fails to load."""
 
 
+class PluginHookError(SCEError, RuntimeError):
+    """Raised in strict mode when a plugin's hook implementation raises; names hook and plugin."""
+
+
 class ConfigNotFoundError(SCEError, FileNotFoundError):
     """A config name or path that does not exist."""
 

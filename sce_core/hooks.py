@@ -11,14 +11,19 @@ the built-ins' answer first: a third party cannot take over what the built-ins d
 
 from __future__ import annotations
 
+import functools
+import sys
 import traceback
+import types
 from typing import Any
 
 import pluggy
 
-from sce_core.errors import PluginLoadError, SCEError
+from sce_core.errors import PluginHookError, PluginLoadError, SCEError
 from sce_core.registries import (
     BUILTIN_DIST,
+    DISABLE_ENV,
+    STRICT_ENV,
     Entry,
     _record_failure,
     load_distribution,
@@ -95,7 +100,8 @@ def plugin_manager() -> pluggy.PluginManager:
         for ep, dist, version in plugin_entry_points(HOOKS_GROUP):
             try:
                 module = ep.load()
-                pm.register(module, name=f"{dist}:{ep.name}")
+                name = f"{dist}:{ep.name}"
+                pm.register(module if is_builtin(name) else isolated(module, name), name=name)
             except Exception as exc:  # noqa: BLE001 - isolate a broken hook module
                 entry = Entry("hooks", ep.name, ep.value, dist, version, "plugin", error=exc,
                               error_traceback=traceback.format_exc())
@@ -110,6 +116,35 @@ def plugin_manager() -> pluggy.PluginManager:
                 if not is_builtin(dist):
                     load_distribution(dist)
     return _MANAGER
+
+
+def isolated(module: Any, plugin: str) -> types.SimpleNamespace:
+    """The module's hook implementations, each guarded by :func:`_guard`."""
+    marker = f"{PROJECT}_impl"
+    return types.SimpleNamespace(**{
+        name: _guard(fn, name, plugin) for name in dir(module)
+        if name.startswith("sce_") and hasattr(fn := getattr(module, name), marker)})
+
+
+def _guard(fn: Any, hook: str, plugin: str) -> Any:
+    """``fn``, with an exception attributed to the hook and the plugin: fatal in strict mode,
+    else one stderr line and no answer from this implementation."""
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - a plugin's hook must not break the command
+            text = str(exc).strip().splitlines()
+            what = f"hook {hook} of {plugin} raised {type(exc).__name__}: {text[0] if text else ''}"
+            if strict_mode():
+                raise PluginHookError(f"{what} ({STRICT_ENV}=1 makes this fatal; fix the hook "
+                                      f"or set {DISABLE_ENV}={plugin.split(':')[0]})") from exc
+            print(f"sce: warning: {what}; ignored (fix the hook, or set {STRICT_ENV}=1 to make "
+                  f"it fatal)", file=sys.stderr)
+            return None
+
+    return call
 
 
 def reset_plugin_manager() -> None:

@@ -240,6 +240,20 @@ class RunSetup(NamedTuple):
         _fit(self, **kwargs)
 
 
+def _build_checked(plain: dict[str, Any]) -> tuple[Any, Any]:
+    """The datamodule and the model, with the kind contracts' run-start checks passed."""
+    from sce_core.building import build_parts
+    from sce_core.contracts import run_start_problems
+
+    datamodule, data_parts = build_parts("datamodules", plain["datamodule"], path="datamodule")
+    model, model_parts = build_parts("models", plain["model"], path="model")
+    problems = run_start_problems([*data_parts, *model_parts])
+    if problems:
+        raise SCEError("; ".join(problems) + " (fix the component; `sce plugin validate DIST` "
+                       "runs the same checks)")
+    return datamodule, model
+
+
 def _checkpoint_options(plain: dict[str, Any]) -> dict[str, Any]:
     options = dict(plain.get("checkpoint") or {})
     return {"every_n_steps": options.get("every_n_steps"),
@@ -265,6 +279,10 @@ def setup_run(config: str | Path, overrides: Sequence[str] = (), code_files: Seq
 
     stop = stop if stop is not None else StopRequest()
     resolved, plain = prepare(config, overrides)
+    seed = dict(plain.get("seed") or {})
+    if "seed" in seed:
+        seed_everything(seed["seed"], workers=bool(seed.get("workers", True)))
+    datamodule, model = _build_checked(plain)  # before the run folder exists
     run_dir, resume_from = choose_run(run_dir_of(plain), plain.get("resume"))
     job = launcher_job()
     fresh = (not _launched_rank() and (job is None or job[1] == 0)
@@ -274,11 +292,6 @@ def setup_run(config: str | Path, overrides: Sequence[str] = (), code_files: Seq
             resolved.dir.run = str(run_dir)
         if code_files:
             resolved.code = [str(Path(p).resolve()) for p in code_files]
-        seed = dict(plain.get("seed") or {})
-        if "seed" in seed:
-            seed_everything(seed["seed"], workers=bool(seed.get("workers", True)))
-        datamodule = build("datamodules", plain["datamodule"], path="datamodule")
-        model = build("models", plain["model"], path="model")
         callbacks = build_callbacks(plain, run_dir)
         saved_config = OmegaConf.to_container(resolved)  # environment values stay ${oc.env:...}
         callbacks += [RNGStateCallback(), ConfigInCheckpoint(saved_config),

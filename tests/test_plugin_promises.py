@@ -114,3 +114,159 @@ def test_every_command_prints_the_notice_once_a_failure_is_known(tmp_path):
     for args in (["check", "demo"], ["config", "list"], ["plugins"], ["list", "losses"]):
         proc = sce(*args, cache=cache, path=site)
         assert proc.returncode == 0 and proc.stderr.strip().splitlines() == [notice], (args, proc)
+
+
+# -- 3. `sce plugin validate` and the contract checks at the start of a run --------------
+COMPONENTS = '''
+import torch
+
+
+class Untyped(torch.nn.Module):
+    """A trunk whose parameter has no type hint.
+
+    Args:
+        mlp_ratio: width multiplier.
+    """
+
+    def __init__(self, mlp_ratio=4.0) -> None:
+        super().__init__()
+        self.num_features = 8
+        self.mlp_ratio = float(mlp_ratio)
+
+    def forward(self, x):
+        return x.flatten(1)[:, :8]
+
+
+class NeedsWidth(torch.nn.Module):
+    """A trunk that needs its width.
+
+    Args:
+        width: features.
+    """
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.num_features = width
+
+    def forward(self, x):
+        return x.flatten(1)[:, :self.num_features]
+
+
+class NeedsMissingModule(torch.nn.Module):
+    """A trunk whose constructor imports a module that is not installed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import swin_backbone_xyz  # noqa: F401
+
+
+class WrongShape(torch.nn.Module):
+    """A trunk whose output is not (B, num_features)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.num_features = 16
+
+    def forward(self, x):
+        return x.flatten(1)[:, :7]
+
+
+class WrongFeatures(torch.nn.Module):
+    """A trunk that says it has 64 features and gives 32."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.num_features = 64
+        self.scale = torch.nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        return self.scale * x.mean(dim=tuple(range(2, x.ndim))).repeat(1, 11)[:, :32]
+
+
+def vector_loss():
+    """A loss that forgets to reduce: it returns one value per row."""
+    return lambda q, k, queue=None, k_global=None: (q * k).sum(1)
+'''
+
+
+def contract_dist(root: Path) -> Path:
+    return fake_distribution(
+        root, "sce-contracts",
+        {"sce.trunks": {"untyped_trunk": "contract_pkg.parts:Untyped",
+                        "needs_width": "contract_pkg.parts:NeedsWidth",
+                        "needs_missing": "contract_pkg.parts:NeedsMissingModule",
+                        "wrong_shape": "contract_pkg.parts:WrongShape",
+                        "wrong_features": "contract_pkg.parts:WrongFeatures"},
+         "sce.losses": {"vector_loss": "contract_pkg.parts:vector_loss"}},
+        {"contract_pkg/__init__.py": "", "contract_pkg/parts.py": COMPONENTS}, version="0.2")
+
+
+def test_validate_requires_type_hints_says_what_was_not_smoke_tested_and_names_missing_modules(
+        tmp_path):
+    site = contract_dist(tmp_path / "site")
+    proc = sce("plugin", "validate", "sce-contracts", cache=tmp_path / "c", path=site)
+    assert proc.returncode == 1
+    assert ("trunks/untyped_trunk (contract_pkg.parts:Untyped): parameters without a type hint "
+            "['mlp_ratio']") in proc.stderr
+    assert ("note: trunks/needs_width (contract_pkg.parts:NeedsWidth): not built nor smoke-tested: "
+            "['width'] have no default") in proc.stdout
+    assert ("trunks/needs_missing (contract_pkg.parts:NeedsMissingModule): building with defaults "
+            "failed: ModuleNotFoundError: No module named 'swin_backbone_xyz'") in proc.stderr
+    assert "wrong_shape" in proc.stderr and "wrong_features" in proc.stderr
+    assert "losses/vector_loss" in proc.stderr and "every entry point passes" not in proc.stdout
+
+
+def run_with(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
+    from tiny_demo import TINY
+
+    site = contract_dist(tmp_path / "site")
+    return sce("pretrain", "demo", *TINY, f"dir.root={tmp_path / 'runs'}", *overrides,
+               cache=Path(os.environ["SCE_CACHE_DIR"]), path=site)
+
+
+def test_a_run_checks_the_trunk_and_loss_contracts_before_its_folder_exists(cache, tmp_path):
+    for override, message in [
+        ("model.trunk._name_=wrong_shape", "model.trunk: trunk 'wrong_shape' from sce-contracts "
+         "0.2 breaks the trunks contract: trunk maps (2, 3, 4, 32, 32) to (2, 7), expected "
+         "(2, 16) = (B, num_features)"),
+        ("model.trunk._name_=wrong_features", "model.trunk: trunk 'wrong_features' from "
+         "sce-contracts 0.2 breaks the trunks contract: trunk maps (2, 3, 4, 32, 32) to (2, 32), "
+         "expected (2, 64)"),
+        ("model.loss=vector_loss", "model.loss: loss 'vector_loss' from sce-contracts 0.2 breaks "
+         "the losses contract: loss(q, k) must return a finite scalar tensor"),
+        ("model.trunk._name_=needs_missing", "model.trunk: building trunk 'needs_missing' from "
+         "sce-contracts 0.2 failed: ModuleNotFoundError: No module named 'swin_backbone_xyz'; "
+         "install it (a dependency of sce-contracts)"),
+    ]:
+        proc = run_with(tmp_path, override)
+        assert proc.returncode == 1, (override, proc.stderr[-2000:])
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("sce: error:")]
+        assert errors[0].startswith(f"sce: error: {message}"), (override, proc.stderr[-2000:])
+        assert not (tmp_path / "runs").exists(), override
+
+
+# -- 4. a hook that raises is isolated and named ------------------------------------------
+RAISING_HOOKS = '''
+from sce_core.hooks import hookimpl
+
+
+@hookimpl
+def sce_validate_config(config):
+    return [] if config["modle"] else []
+'''
+
+
+def test_a_raising_hook_is_named_and_fatal_only_in_strict_mode(tmp_path):
+    site = fake_distribution(tmp_path / "site", "sce-foo", {"sce.hooks": {"hooks": "foo_pkg.hooks"}},
+                             {"foo_pkg/__init__.py": "", "foo_pkg/hooks.py": RAISING_HOOKS})
+    what = "hook sce_validate_config of sce-foo:hooks raised KeyError: 'modle'"
+    lenient = sce("check", "demo", cache=tmp_path / "c", path=site)
+    assert lenient.returncode == 0 and "config OK" in lenient.stdout
+    assert lenient.stderr.splitlines() == [
+        f"sce: warning: {what}; ignored (fix the hook, or set SCE_STRICT_PLUGINS=1 to make it "
+        f"fatal)"]
+    strict = sce("check", "demo", cache=tmp_path / "c", path=site, env={"SCE_STRICT_PLUGINS": "1"})
+    assert strict.returncode == 1
+    assert strict.stderr.splitlines()[0] == (
+        f"sce: error: {what} (SCE_STRICT_PLUGINS=1 makes this fatal; fix the hook or set "
+        f"SCE_DISABLE_PLUGINS=sce-foo)")

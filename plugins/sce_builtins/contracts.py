@@ -90,9 +90,10 @@ def _smoke_loss(loss: Any) -> str | None:
     value = value[0] if isinstance(value, tuple) else value
     if not (torch.is_tensor(value) and value.ndim == 0 and bool(torch.isfinite(value))):
         return "loss(q, k) must return a finite scalar tensor"
-    if value.requires_grad:
-        value.backward()
-    if q.grad is None or not bool(torch.isfinite(q.grad).all()):
+    grad = None
+    if value.requires_grad:  # autograd.grad: the loss's own parameters keep their .grad
+        (grad,) = torch.autograd.grad(value, q, allow_unused=True)
+    if grad is None or not bool(torch.isfinite(grad).all()):
         return "loss(q, k) gives no finite gradient with respect to q"
     return None
 
@@ -162,9 +163,9 @@ def _model() -> Any:
 _STEPS = {"num_steps_per_epoch": lambda: SMOKE_STEPS_PER_EPOCH}
 
 CONTRACTS = {
-    "trunks": KindContract(_smoke_trunk),
+    "trunks": KindContract(_smoke_trunk, at_run_start=True),
     "heads": KindContract(_smoke_head),
-    "losses": KindContract(_smoke_loss),
+    "losses": KindContract(_smoke_loss, at_run_start=True),
     "clip_samplers": KindContract(_smoke_clip_sampler),
     "decoders": KindContract(_smoke_decoder),
     "callbacks": KindContract(_smoke_callback),
