@@ -38,6 +38,7 @@ KINDS: tuple[str, ...] = (
     "schedulers",
     "callbacks",
     "strategies",
+    "loggers",
 )
 _IRREGULAR = {"losses": "loss", "strategies": "strategy"}
 
@@ -57,6 +58,7 @@ MAX_SUGGESTIONS = 3
 KIND_RUNTIME_ARGS: dict[str, tuple[str, ...]] = {
     "optimizers": ("params",),
     "schedulers": ("optimizer",),
+    "loggers": ("save_dir", "resume_step"),
 }
 
 

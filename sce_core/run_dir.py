@@ -191,3 +191,10 @@ def csv_logger(run_dir: Path, resume_step: int | None) -> Any:
             return self._experiment
 
     return AppendingCSVLogger(run_dir, name="", version="logs")
+
+
+def tensorboard_logger(run_dir: Path) -> Any:
+    """Lightning's TensorBoard logger writing ``<run>/tensorboard/``."""
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    return TensorBoardLogger(run_dir, name="", version="tensorboard")

@@ -106,24 +106,22 @@ def build_trainer(plain: dict[str, Any], run_dir: Path, callbacks: list[Any],
     resuming (``resume_step``: the step of the checkpoint resumed from).
     """
     from lightning.pytorch import Trainer
-    from lightning.pytorch.loggers import TensorBoardLogger
 
     from sce_core.checkpoint_files import AtomicCheckpointIO
-    from sce_core.run_dir import csv_logger
 
     kwargs = {k: v for k, v in dict(plain.get("trainer") or {}).items() if not k.startswith("_")}
     strategy = kwargs.get("strategy")
     if isinstance(strategy, dict):
         kwargs["strategy"] = build("strategies", strategy, path="trainer.strategy")
     if "logger" not in kwargs:
-        kwargs["logger"] = [csv_logger(run_dir, resume_step),
-                            TensorBoardLogger(run_dir, name="", version="tensorboard")]
+        kwargs["logger"] = build_loggers(plain, run_dir, resume_step)
     plugins = kwargs.get("plugins") or []
     plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
     if not any(type(p).__name__.endswith("CheckpointIO") for p in plugins):
         kwargs["plugins"] = [*plugins, AtomicCheckpointIO()]
     kwargs.setdefault("default_root_dir", str(run_dir))
     kwargs.update(extra)
+    callbacks = _with_progress(callbacks, kwargs.get("enable_progress_bar", True))
     try:
         return Trainer(callbacks=callbacks, **kwargs)
     except Exception as exc:  # Lightning's device/strategy errors, with the config keys named
@@ -133,6 +131,30 @@ def build_trainer(plain: dict[str, Any], run_dir: Path, callbacks: list[Any],
         if "gpu" in str(exc).lower() or "cuda" in str(exc).lower():
             hint = "; on a machine without a GPU set trainer.accelerator=cpu (and trainer.precision=32)"
         raise SCEError(f"trainer: {str(exc).strip()}{hint}") from exc
+
+
+def build_loggers(plain: dict[str, Any], run_dir: Path, resume_step: int | None) -> list[Any]:
+    """The ``loggers`` section (a list or ``name: node`` mapping); none: CSV + TensorBoard."""
+    from sce_core.run_dir import csv_logger, tensorboard_logger
+
+    section = plain.get("loggers")
+    if section is None:
+        return [csv_logger(run_dir, resume_step), tensorboard_logger(run_dir)]
+    items = ([(f"loggers.{k}", n) for k, n in section.items()] if isinstance(section, dict)
+             else [(f"loggers[{i}]", n) for i, n in enumerate(section)])
+    return [build("loggers", node, path=path, save_dir=run_dir, resume_step=resume_step)
+            for path, node in items if node is not None]
+
+
+def _with_progress(callbacks: list[Any], enabled: Any) -> list[Any]:
+    """Our progress display (bar on a terminal, lines in a log) unless one is configured."""
+    from lightning.pytorch.callbacks import ProgressBar
+
+    from sce_core.console import progress_bar
+
+    if enabled is False or any(isinstance(c, ProgressBar) for c in callbacks):
+        return callbacks
+    return [*callbacks, progress_bar()]
 
 
 RUN_DIR_ENV = "SCE_RUN_DIR"
@@ -268,6 +290,7 @@ def setup_run(config: str | Path, overrides: Sequence[str] = (), code_files: Seq
     from omegaconf import OmegaConf
 
     from sce_core.checkpointing import RunCheckpoint
+    from sce_core.console import RunSummary, quiet_lightning
     from sce_core.run_callbacks import (
         ConfigInCheckpoint,
         RNGStateCallback,
@@ -278,6 +301,7 @@ def setup_run(config: str | Path, overrides: Sequence[str] = (), code_files: Seq
     from sce_core.stop import LightningSignals, StopRequest
 
     stop = stop if stop is not None else StopRequest()
+    quiet_lightning()
     resolved, plain = prepare(config, overrides)
     seed = dict(plain.get("seed") or {})
     if "seed" in seed:
@@ -295,7 +319,8 @@ def setup_run(config: str | Path, overrides: Sequence[str] = (), code_files: Seq
         callbacks = build_callbacks(plain, run_dir)
         saved_config = OmegaConf.to_container(resolved)  # environment values stay ${oc.env:...}
         callbacks += [RNGStateCallback(), ConfigInCheckpoint(saved_config),
-                      RunCheckpoint(run_dir / CHECKPOINT_DIR, stop, **_checkpoint_options(plain))]
+                      RunCheckpoint(run_dir / CHECKPOINT_DIR, stop, **_checkpoint_options(plain)),
+                      RunSummary(str(plain.get("name", config)), run_dir)]
         saved = None
         if resume_from is not None:
             saved = torch.load(resume_from, map_location="cpu", weights_only=True, mmap=True)
@@ -365,12 +390,25 @@ def pretrain(config: str | Path, overrides: Sequence[str] = (), code_files: Sequ
         if not trainer.interrupted:
             trainer.save_checkpoint(run.run_dir / CHECKPOINT_DIR / RESUME_CHECKPOINT, weights_only=False)
         if trainer.global_rank == 0:
-            print(f"sce: run folder {run.run_dir.resolve()} (config.yaml, logs/, tensorboard/, "
-                  f"{CHECKPOINT_DIR}/{RESUME_CHECKPOINT})")
+            print(run_summary(trainer).end_line(trainer))
+            print(f"sce: run folder {run.run_dir.resolve()} ({_contents(run.run_dir)})")
         if stop.requested:
             raise RunInterrupted("stopped by a signal after training ended; the run's checkpoint "
                                  "is complete", stop.exit_code)
     return trainer
+
+
+def _contents(run_dir: Path) -> str:
+    """What a finished run folder holds, for the last line: ``config.yaml, logs/, ...``."""
+    names = [RESOLVED_CONFIG, "logs/", "tensorboard/", "plots/", f"{CHECKPOINT_DIR}/{RESUME_CHECKPOINT}"]
+    return ", ".join(n for n in names if (run_dir / n).exists())
+
+
+def run_summary(trainer: Any) -> Any:
+    """The run's :class:`~sce_core.console.RunSummary` callback."""
+    from sce_core.console import RunSummary
+
+    return next(c for c in trainer.callbacks if isinstance(c, RunSummary))
 
 
 def evaluation_protocols() -> dict[str, Any]:

@@ -204,6 +204,7 @@ SECTIONS: dict[str, Section] = {
     "model": Section(ComponentSlot("models"), required=True),
     "trainer": Section(trainer_options),
     "callbacks": Section(ManySlot(ComponentSlot("callbacks"))),
+    "loggers": Section(ManySlot(ComponentSlot("loggers"))),
     "seed": Section(options_of(SeedOptions)),
     "checkpoint": Section(options_of(CheckpointOptions)),
     "dir": Section(ValueSlot(Mapping[str, Any])),

@@ -96,14 +96,14 @@ def test_export_then_build_pretrained_trunk(cache, tmp_path):
     assert all(torch.equal(got[k], expected[k]) for k in got)
 
 
-def test_plot_writes_pngs(cache, tmp_path):
+def test_every_run_writes_its_plots_and_sce_plot_redraws_them_with_force(cache, tmp_path):
     run_tiny(tmp_path, "trainer.max_epochs=1", "trainer.log_every_n_steps=1")
-    proc = subprocess.run([sys.executable, "-m", "sce_core.cli", "plot", str(tmp_path / "demo")],
+    pngs = sorted(p.name for p in (tmp_path / "demo" / "plots").glob("*.png"))
+    assert {"loss.png", "lr.png", "momentum.png", "accuracy.png"} <= set(pngs)  # kNN report included
+    assert all((tmp_path / "demo" / "plots" / p).read_bytes()[:4] == b"\x89PNG" for p in pngs)
+    proc = subprocess.run([sys.executable, "-m", "sce_core.cli", "plot", str(tmp_path / "demo"), "--force"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    pngs = sorted(p.name for p in (tmp_path / "demo" / "plots").glob("*.png"))
-    assert {"loss.png", "lr.png", "momentum.png"} <= set(pngs)
-    assert all((tmp_path / "demo" / "plots" / p).read_bytes()[:4] == b"\x89PNG" for p in pngs)
 
 
 def test_sigterm_saves_checkpoint_then_resume_auto(cache, tmp_path):

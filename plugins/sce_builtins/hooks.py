@@ -37,6 +37,14 @@ def sce_validate_config(config: dict[str, Any]) -> list[Issue]:
 
 
 @hookimpl
+def sce_callbacks(config: dict[str, Any]) -> list[Any]:
+    """Every run draws its plots into ``<run>/plots/`` when training ends."""
+    from sce_builtins.callbacks.run_plots import RunPlots
+
+    return [RunPlots()]
+
+
+@hookimpl
 def sce_sections() -> dict[str, Any]:
     """``evaluation``: options of `sce evaluate` read by the built-in protocols."""
     from sce_builtins.evaluation.protocols import EvaluationOptions

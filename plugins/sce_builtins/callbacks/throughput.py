@@ -72,4 +72,4 @@ class Throughput(Callback):
         elapsed = time.perf_counter() - self._epoch_start
         if elapsed > 0 and self._epoch_clips:
             pl_module.log("throughput/epoch_clips_per_s", self._epoch_clips / elapsed,
-                          on_step=False, on_epoch=True, batch_size=1)
+                          on_step=False, on_epoch=True, batch_size=1, sync_dist=True)

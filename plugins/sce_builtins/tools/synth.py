@@ -277,7 +277,7 @@ def _generate(root: Path, params: dict[str, Any], progress: bool) -> None:
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(jobs), unit="video", desc="synth")
+        bar = tqdm(total=len(jobs), unit="video", desc="synth", disable=None)  # none in a log file
     lines: dict[str, list[str]] = {s: [] for s in SPLITS}
     vlines: dict[str, list[str]] = {s: [] for s in SPLITS}
     for split, c, k in jobs:
