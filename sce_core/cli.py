@@ -17,6 +17,7 @@ from sce_core import registries as reg
 from sce_core.errors import RunInterrupted, SCEError
 
 COMMANDS_GROUP = "sce.commands"
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a command whose reader went away
 
 
 # -- commands that read metadata only ---------------------------------------------------
@@ -73,6 +74,9 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         dists.setdefault((dist, version), {}).setdefault(ep.group[len(reg.GROUP_PREFIX):], []).append(ep.name)
     disabled = reg.disabled_dists()
     conflicts = [c for kind in reg.KINDS for c in reg.registry(kind).conflicts]
+    from sce_core.config import config_collisions
+
+    shipped_conflicts = config_collisions()
     if args.check:
         reg.load_all(strict=False)
         from sce_core.hooks import plugin_manager
@@ -85,6 +89,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
                                "disabled": reg.normalize_dist(d) in disabled}
                               for (d, v), p in sorted(dists.items())],
             "conflicts": [c.reason for c in conflicts],
+            "config_conflicts": shipped_conflicts,
             "failures": [{k: v for k, v in f.items() if k != "files"} for f in failures],
         }, indent=2))
         return 1 if failures and args.check else 0
@@ -96,6 +101,12 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             print(f"  {group}: {', '.join(sorted(names))}")
     for conflict in conflicts:
         print(f"conflict: {conflict.kind}: {conflict.reason}")
+    for name, dists in sorted(shipped_conflicts.items()):
+        builtin = reg.normalize_dist(dists[0]) == reg.BUILTIN_DIST
+        meaning = f"means {dists[0]}'s" if builtin else "is ambiguous"
+        spelled = " or ".join(f"'{d}:{name}'" for d in (dists[1:] if builtin else dists))
+        print(f"conflict: configs: '{name}' is shipped by {' and '.join(dists)}; the bare name "
+              f"{meaning}; write {spelled}")
     if failures:
         source = "now" if args.check else "met by earlier commands; still current"
         print(f"load failures ({source}):")
@@ -162,10 +173,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_config(args: argparse.Namespace) -> int:
     if args.action == "list":
-        from sce_core.config import shipped_configs
+        from sce_core.config import config_providers
 
-        for name, path in sorted(shipped_configs().items()):
-            print(f"{name}  ({path})")
+        for name, providers in sorted(config_providers().items()):
+            print(f"{name}  ({providers[0][0]}: {providers[0][1]})")
+            for dist, path in providers[1:]:
+                print(f"  conflict: also shipped by {dist} ({path}); write '{dist}:{name}'")
         return 0
     from omegaconf import OmegaConf
 
@@ -337,6 +350,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = int(ep.load()(list(args.rest)) or 0)
         else:
             code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+    except BrokenPipeError:  # `sce info X | head`: the reader has what it wanted
+        _drop_stdout()
+        code = EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         print("sce: interrupted", file=sys.stderr)
         code = 130
@@ -352,6 +369,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = 1
     _report_failures()
     return code
+
+
+def _drop_stdout() -> None:
+    """Send what is left of stdout to devnull, so that exiting prints no second error."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _asks_help(argv: Sequence[str]) -> bool:

@@ -9,7 +9,8 @@ file's own content (``_self_`` moves the file's position)::
       - _self_
 
 Names are looked up next to the including file first, then among the shipped configs of every
-installed distribution (entry-point group ``sce.configs``). Later parts merge into earlier ones,
+installed distribution (entry-point group ``sce.configs``); ``dist:name`` picks one
+distribution's config where several ship the name. Later parts merge into earlier ones,
 except that a component node whose ``_name_`` changes replaces the earlier node.
 """
 
@@ -23,9 +24,9 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from sce_core.errors import ConfigError, ConfigNotFoundError, Issue
+from sce_core.errors import AmbiguousComponentError, ConfigError, ConfigNotFoundError, Issue
 from sce_core.paths import cache_dir
-from sce_core.registries import plugin_entry_points
+from sce_core.registries import BUILTIN_DIST, normalize_dist, plugin_entry_points
 
 CONFIG_GROUP = "sce.configs"
 DEFAULTS_KEY = "defaults"
@@ -37,20 +38,66 @@ def config_dirs() -> list[tuple[str, Path]]:
     """``(provider, directory)`` of every installed distribution's shipped configs."""
     dirs = []
     for ep, dist, _version in plugin_entry_points(CONFIG_GROUP):
-        spec = importlib.util.find_spec(ep.value)
-        locations = list(spec.submodule_search_locations or []) if spec else []
-        dirs += [(dist, Path(loc)) for loc in locations]
+        dirs += [(dist, folder) for folder in _package_dirs(ep.value)]
     return dirs
 
 
-def shipped_configs() -> dict[str, Path]:
-    """Every shipped config by name (``pretrain_r3d18_sce_kinetics200``, ``eval/linear``)."""
-    found: dict[str, Path] = {}
-    for _dist, root in config_dirs():
+def _package_dirs(package: str) -> list[Path]:
+    """The folders of a dotted package, found without importing it (``sce plugins`` lists
+    config collisions and must import no plugin module)."""
+    top, *rest = package.split(".")
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return []
+    roots = [Path(loc) for loc in (spec.submodule_search_locations or [])] if spec else []
+    return [root.joinpath(*rest) for root in roots if root.joinpath(*rest).is_dir()]
+
+
+def config_providers() -> dict[str, list[tuple[str, Path]]]:
+    """Every shipped config name with its ``(distribution, file)`` providers, built-ins first."""
+    found: dict[str, list[tuple[str, Path]]] = {}
+    for dist, root in config_dirs():
         for path in sorted(root.rglob("*")):
             if path.suffix in SUFFIXES:
-                found.setdefault(path.relative_to(root).with_suffix("").as_posix(), path)
+                name = path.relative_to(root).with_suffix("").as_posix()
+                found.setdefault(name, []).append((dist, path))
+    for providers in found.values():
+        providers.sort(key=lambda dp: (normalize_dist(dp[0]) != BUILTIN_DIST, normalize_dist(dp[0])))
     return found
+
+
+def config_collisions() -> dict[str, list[str]]:
+    """Shipped config names that several distributions provide: ``{name: [dist, ...]}``."""
+    return {name: [d for d, _ in providers] for name, providers in config_providers().items()
+            if len({normalize_dist(d) for d, _ in providers}) > 1}
+
+
+def shipped_configs() -> dict[str, Path]:
+    """Every shipped config by name (``pretrain_r3d18_sce_kinetics200``, ``eval/linear``).
+
+    A name several distributions ship maps to the built-ins' file, else to the first one found;
+    :func:`find_config` refuses such a name unless the built-ins ship it (``dist:name``).
+    """
+    return {name: providers[0][1] for name, providers in config_providers().items()}
+
+
+def _shipped(name: str) -> Path | None:
+    """The file of a shipped name or ``dist:name``; an ambiguous bare name is an error."""
+    providers = config_providers()
+    dist, sep, short = name.rpartition(":")
+    if sep and dist:
+        found = [p for d, p in providers.get(short, []) if normalize_dist(d) == normalize_dist(dist)]
+        return found[0] if found else None
+    if name not in providers:
+        return None
+    first_dist = providers[name][0][0]
+    others = {normalize_dist(d) for d, _ in providers[name]}
+    if len(others) > 1 and normalize_dist(first_dist) != BUILTIN_DIST:
+        names = " and ".join(f"'{d}:{name}'" for d, _ in providers[name])
+        raise AmbiguousComponentError(f"config '{name}' is shipped by several distributions; "
+                                      f"write {names}, or disable one with SCE_DISABLE_PLUGINS")
+    return providers[name][0][1]
 
 
 def find_config(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
@@ -64,10 +111,11 @@ def find_config(name_or_path: str | Path, relative_to: Path | None = None) -> Pa
     for cand in candidates:
         if cand.is_file():
             return cand
-    shipped = shipped_configs()
     name = raw[: -len(Path(raw).suffix)] if Path(raw).suffix in SUFFIXES else raw
-    if name in shipped:
-        return shipped[name]
+    found = _shipped(name)
+    if found is not None:
+        return found
+    shipped = shipped_configs()
     close = difflib.get_close_matches(name, list(shipped), n=3, cutoff=0.5)
     hint = ("; did you mean " + " or ".join(f"'{c}'" for c in close) + "?") if close else ""
     raise ConfigNotFoundError(

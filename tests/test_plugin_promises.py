@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from sce_core.testing import fake_distribution
 
 SCE = str(Path(sys.executable).with_name("sce"))
@@ -270,3 +272,88 @@ def test_a_raising_hook_is_named_and_fatal_only_in_strict_mode(tmp_path):
     assert strict.stderr.splitlines()[0] == (
         f"sce: error: {what} (SCE_STRICT_PLUGINS=1 makes this fatal; fix the hook or set "
         f"SCE_DISABLE_PLUGINS=sce-foo)")
+
+
+# -- 5. shipped config names: collisions reported, `dist:name`, nested folders packaged -----
+def config_dist(root: Path, dist: str, package: str, configs: dict[str, str]) -> Path:
+    modules = {f"{package}/__init__.py": "", f"{package}/configs/__init__.py":
+               "raise RuntimeError('listing configs must not import this package')\n"}
+    modules.update({f"{package}/configs/{name}.yaml": text for name, text in configs.items()})
+    return fake_distribution(root, dist, {"sce.configs": {package: f"{package}.configs"}}, modules)
+
+
+def test_config_name_collisions_are_reported_and_dist_name_picks_one(tmp_path):
+    site = tmp_path / "site"
+    config_dist(site, "sce-aaa", "aaa_pkg", {"acme_demo": "notes: from aaa\n"})
+    config_dist(site, "sce-bbb", "bbb_pkg", {"acme_demo": "notes: from bbb\n",
+                                              "demo": "notes: not the built-in demo\n"})
+    cache = tmp_path / "c"
+    listing = sce("config", "list", cache=cache, path=site).stdout
+    assert "  conflict: also shipped by sce-bbb" in listing and "write 'sce-bbb:demo'" in listing
+    plugins = sce("plugins", cache=cache, path=site)
+    assert ("conflict: configs: 'acme_demo' is shipped by sce-aaa and sce-bbb; the bare name is "
+            "ambiguous; write 'sce-aaa:acme_demo' or 'sce-bbb:acme_demo'") in plugins.stdout
+    assert ("conflict: configs: 'demo' is shipped by sce-core and sce-bbb; the bare name means "
+            "sce-core's; write 'sce-bbb:demo'") in plugins.stdout
+    ambiguous = sce("config", "show", "acme_demo", cache=cache, path=site)
+    assert ambiguous.returncode == 1 and ambiguous.stderr.startswith(
+        "sce: error: config 'acme_demo' is shipped by several distributions; write "
+        "'sce-aaa:acme_demo' and 'sce-bbb:acme_demo'"[:70])
+    assert sce("config", "show", "sce-bbb:acme_demo", cache=cache, path=site).stdout == \
+        "notes: from bbb\n"
+    assert "datamodule" in sce("config", "show", "demo", cache=cache, path=site).stdout
+
+
+def test_the_docs_packaging_snippet_ships_nested_config_folders(tmp_path):
+    import re
+    import zipfile
+
+    guide = (Path(__file__).parents[1] / "docs" / "plugins.md").read_text()
+    toml = re.search(r"```toml\n(\[project\]\nname = \"sce-acme\".*?)```", guide, re.S).group(1)
+    project = tmp_path / "sce-acme"
+    (project / "sce_acme" / "configs" / "parts").mkdir(parents=True)
+    (project / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=77"]\nbuild-backend = "setuptools.build_meta"\n\n'
+        + toml)
+    for rel in ("__init__.py", "trunks.py", "configs/__init__.py"):
+        (project / "sce_acme" / rel).write_text("")
+    (project / "sce_acme" / "configs" / "acme_demo.yaml").write_text("defaults:\n  - parts/x\n")
+    (project / "sce_acme" / "configs" / "parts" / "x.yaml").write_text("notes: part\n")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                    "-w", str(tmp_path / "dist"), str(project)], check=True, timeout=300)
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "sce_acme/configs/acme_demo.yaml" in names
+    assert "sce_acme/configs/parts/x.yaml" in names
+
+
+# -- 7. the helper types plugin authors need; `sce info X | head` ---------------------------
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path):
+    env = {**os.environ, "SCE_CACHE_DIR": str(tmp_path / "c")}
+    proc = subprocess.run(f"'{SCE}' info sce | head -1", shell=True, capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert proc.stdout == "model 'sce'\n" or proc.stdout.startswith("model 'sce'")
+    assert proc.stderr == ""
+
+
+# -- 6. logged values come from the component they belong to -------------------------------
+class CosineLoss:
+    """A plugin loss with nothing of the SCE loss's coeff, temp or temp_m."""
+
+    def __call__(self, q, k, queue=None, k_global=None):
+        return 2 - 2 * (q * k).sum(1).mean()
+
+
+def test_the_sce_loss_logs_its_own_values_and_a_plugin_loss_none_of_them(tmp_path):
+    from test_sce_model import loader, make_model, trainer
+
+    logged = {}
+    for name, loss in (("sce", None), ("plugin", CosineLoss())):
+        fit = trainer(tmp_path / name, max_epochs=1)
+        fit.fit(make_model(loss=loss, coeff=0.4, temp=0.2), loader(8))
+        logged[name] = {k: float(v) for k, v in fit.callback_metrics.items()}
+    assert logged["sce"]["pretrain/coeff"] == pytest.approx(0.4)
+    assert logged["sce"]["pretrain/temp"] == pytest.approx(0.2)
+    assert "pretrain/temp_m" in logged["sce"]
+    assert "pretrain/loss" in logged["plugin"]
+    assert not {"pretrain/coeff", "pretrain/temp", "pretrain/temp_m"} & set(logged["plugin"])

@@ -13,6 +13,8 @@ computed in float32 (float64 inputs stay float64, which the parity tests use).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
@@ -66,6 +68,10 @@ class SCELoss(nn.Module):
         self.temp = float(temp)
         self.temp_m = float(temp_m)
         self.use_keys = bool(use_keys)
+
+    def logged_values(self) -> dict[str, float]:
+        """What the SCE model logs of this loss each step: ``pretrain/<name>``."""
+        return {"temp": self.temp, "temp_m": self.temp_m, "coeff": self.coeff}
 
     def extra_repr(self) -> str:
         return (
@@ -139,3 +145,9 @@ class SCELoss(nn.Module):
         rows = torch.arange(batch, device=q.device)
         sim_k[rows, pos] -= LARGE_NUM  # remove the sample's own key from the relational part
         return self._mix_and_cross_entropy(sim_q, sim_k, pos)
+
+
+def loss_logged_values(loss: Any) -> dict[str, float]:
+    """The values a loss asks its model to log (its ``logged_values()``); none without one."""
+    method = getattr(loss, "logged_values", None)
+    return dict(method()) if callable(method) else {}

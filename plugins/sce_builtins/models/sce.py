@@ -57,7 +57,7 @@ import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 
-from sce_builtins.losses.sce import SCELoss
+from sce_builtins.losses.sce import SCELoss, loss_logged_values
 from sce_builtins.models.gather import concat_all_gather_without_backprop
 from sce_builtins.models.momentum import (
     MomentumScheduleKind,
@@ -560,7 +560,7 @@ class SCEModel(LightningModule):
     def _log_step(self, loss: Tensor, batch_size: int) -> None:
         self.log("pretrain/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=batch_size)
         self.log_dict(
-            {"pretrain/temp": self.temp, "pretrain/temp_m": self.temp_m, "pretrain/coeff": self.coeff},
+            {f"pretrain/{name}": float(value) for name, value in loss_logged_values(self.loss_fn).items()},
             on_step=True, on_epoch=True, batch_size=batch_size,
         )
         self.log("pretrain/momentum_value", self.momentum, on_step=True, on_epoch=False, batch_size=batch_size)
