@@ -14,6 +14,8 @@ from typing import Any
 
 SmokeCheck = Callable[[Any], "str | None"]
 
+__all__ = ["KindContract", "smoke_test"]  # docs/api.md
+
 
 @dataclass(frozen=True)
 class KindContract:

@@ -35,6 +35,8 @@ from sce_core.registries import (
 PROJECT = "sce"
 HOOKS_GROUP = "sce.hooks"
 
+__all__ = ["SCEHookSpecs", "hookimpl", "hookspec"]  # docs/api.md
+
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 

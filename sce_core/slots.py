@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+__all__ = ["BaseArgs", "Component", "ComponentList", "Factory"]  # docs/api.md
+
 
 @dataclass(frozen=True)
 class Slot:

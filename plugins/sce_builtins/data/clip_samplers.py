@@ -22,6 +22,14 @@ import numpy as np
 
 from sce_builtins.data.types import ClipWindow
 
+__all__ = [  # ClipSampler is the base class of plugin samplers (docs/api.md)
+    "ClipSampler",
+    "ConstantClipsPerVideoSampler",
+    "RandomClipSampler",
+    "RandomMultiClipSampler",
+    "UniformClipSampler",
+]
+
 
 def _positive_duration(component: str, value: float) -> Fraction:
     if isinstance(value, bool) or not isinstance(value, (int, float, Fraction)) or value <= 0:

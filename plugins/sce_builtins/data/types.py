@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Protocol, runtime_checkable
 
+__all__ = ["ClipWindow", "DecodedClip", "VideoDecoder", "VideoRecord"]  # docs/api.md
+
 
 @dataclass(frozen=True)
 class VideoRecord:
