@@ -3,6 +3,7 @@ command in a subprocess, with fake installed distributions on PYTHONPATH."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -386,3 +387,42 @@ def test_the_sce_loss_logs_its_own_values_and_a_plugin_loss_none_of_them(tmp_pat
     assert "pretrain/temp_m" in logged["sce"]
     assert "pretrain/loss" in logged["plugin"]
     assert not {"pretrain/coeff", "pretrain/temp", "pretrain/temp_m"} & set(logged["plugin"])
+
+
+# -- 8. a second example plugin: a loss, a sampler and a hook, through the real command -----
+SECOND = Path(__file__).parent / "data" / "sce_second_plugin"
+
+
+def second_plugin(root: Path) -> Path:
+    """tests/data/sce_second_plugin as an installed distribution named sce-second."""
+    modules = {p.relative_to(SECOND).as_posix(): p.read_text()
+               for p in SECOND.glob("sce_second/*.py")}
+    return fake_distribution(
+        root, "sce-second", {"sce.losses": {"cosine_pair_loss": "sce_second.losses:CosinePairLoss"},
+                             "sce.clip_samplers": {"near_pair": "sce_second.samplers:NearPairSampler"},
+                             "sce.hooks": {"hooks": "sce_second.hooks"}},
+        modules, version="0.3")
+
+
+def test_a_second_plugin_validates_checks_configs_and_trains(cache, tmp_path):
+    from tiny_demo import TINY
+
+    site, report = second_plugin(tmp_path / "site"), tmp_path / "report.json"
+    validate = sce("plugin", "validate", "sce-second", cache=cache, path=site,
+                   env={"SCE_STRICT_PLUGINS": "1"})
+    assert validate.returncode == 0, validate.stderr
+    assert "sce-second: every entry point passes" in validate.stdout
+    sampler = "datamodule.train.clip_sampler={_name_: near_pair, clip_duration: 1.0, max_gap: %s}"
+    too_far = sce("check", "demo", *TINY, sampler % 5.0, cache=cache, path=site)
+    assert too_far.returncode == 1
+    assert ("datamodule.train.clip_sampler.max_gap: a clip and the gap need 6.0 s but the "
+            "synthetic videos last 3.0 s") in too_far.stderr
+    run = sce("pretrain", "demo", *TINY, sampler % 0.5, "model.loss=cosine_pair_loss",
+              "trainer.max_epochs=1", f"dir.root={tmp_path / 'runs'}", cache=cache, path=site,
+              env={"SCE_STRICT_PLUGINS": "1", "SCE_SECOND_REPORT": str(report)})
+    assert run.returncode == 0, run.stderr[-3000:]
+    used = json.loads(report.read_text())
+    assert used["loss_type"] == "CosinePairLoss" and used["loss_calls"] > 0
+    assert used["sampler_calls"] >= 24  # every training video of the tiny demo, once
+    assert "pretrain/loss" in used["logged"]
+    assert not {"pretrain/coeff", "pretrain/temp", "pretrain/temp_m"} & set(used["logged"])

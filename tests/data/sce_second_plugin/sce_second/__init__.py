@@ -1,0 +1,1 @@
+"""sce-second: a loss, a clip sampler and a hook module (registers nothing on import)."""
