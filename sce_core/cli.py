@@ -207,9 +207,20 @@ def default_config() -> str:
     return str(names[0][1])  # the built-ins' answer comes first
 
 
+def _set_verbose(args: argparse.Namespace) -> None:
+    """``--verbose``: all of Lightning's output (the ranks it launches inherit it)."""
+    import os
+
+    from sce_core.console import VERBOSE_ENV
+
+    if getattr(args, "verbose", False):
+        os.environ[VERBOSE_ENV] = "1"
+
+
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from sce_core.runner import pretrain
 
+    _set_verbose(args)
     items = list(args.args)
     default = default_config() if not items or "=" in items[0] else None
     config, overrides = split_config_args(items, default)
@@ -222,6 +233,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from sce_core.runner import evaluate, find_protocol
 
     find_protocol(args.protocol)  # an unknown name fails before the config is read
+    _set_verbose(args)
     config, overrides = split_config_args(args.args, None)
     _run_code_files(args)
     evaluate(args.protocol, config, overrides, code_files=args.code or ())
@@ -302,14 +314,16 @@ def build_parser(plugin_commands: dict[str, Any]) -> argparse.ArgumentParser:
                    help="resolve interpolations, fill defaults, record providers")
     p.add_argument("--code", action="append", metavar="FILE")
     p.set_defaults(func=cmd_config)
-    config_cmd("pretrain", "pretraining (no CONFIG: the default config a plugin declares)",
-               cmd_pretrain)
+    p = config_cmd("pretrain", "pretraining (no CONFIG: the default config a plugin declares)",
+                   cmd_pretrain)
+    p.add_argument("--verbose", action="store_true", help="all of Lightning's messages and warnings")
     p = sub.add_parser("evaluate", help="downstream evaluation of a pretrained trunk "
                                         "(`sce evaluate --help` lists the protocols)",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("protocol", help="an evaluation protocol a plugin declares (listed below)")
     p.add_argument("args", nargs="*", metavar="CONFIG [key=value ...]")
     p.add_argument("--code", action="append", metavar="FILE")
+    p.add_argument("--verbose", action="store_true", help="all of Lightning's messages and warnings")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("plugin", help="plugin author tools")

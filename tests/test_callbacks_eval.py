@@ -27,6 +27,7 @@ CALLBACKS = [
     "callbacks.knn_report.bank.batch_size=5",
     "callbacks.knn_monitor._name_=knn_monitor",
     "callbacks.knn_monitor.when=train_epoch_end",
+    "callbacks.knn_monitor.every_n_epochs=1",  # (the demo monitors every 4 epochs)
     "callbacks.online._name_=online_evaluator",
     "callbacks.online.num_classes=4",
     "callbacks.throughput._name_=throughput",

@@ -69,8 +69,8 @@ class KNNMonitor(Callback):
             default_batch_transform(self.batch_transform, pl_module), self.k, self.temperature,
         )
         self.history.append((trainer.current_epoch, result.top1["trunk"]))
-        pl_module.log("knn/top1", result.top1["trunk"], on_step=False, on_epoch=True)
-        pl_module.log("knn/top5", result.top5["trunk"], on_step=False, on_epoch=True)
+        pl_module.log("knn/top1", result.top1["trunk"], on_step=False, on_epoch=True, sync_dist=True)
+        pl_module.log("knn/top5", result.top5["trunk"], on_step=False, on_epoch=True, sync_dist=True)
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Run the kNN evaluation (when ``when`` is ``validation_epoch_end``)."""

@@ -6,6 +6,7 @@ import copy
 import json
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
@@ -50,6 +51,9 @@ class KNNReport(Callback):
         description: what the query videos are, shown in the printed line.
         output_dir: folder of the JSON file (default: the run folder, ``default_root_dir``).
         output_file: JSON file name.
+        embedding_plot: also draw ``<run>/plots/embedding.png``: t-SNE of the query videos'
+            features, learned next to random init, coloured by class (one more pass over the
+            query split).
     """
 
     def __init__(
@@ -62,6 +66,7 @@ class KNNReport(Callback):
         description: str = "held-out videos",
         output_dir: str | None = None,
         output_file: str = "knn.json",
+        embedding_plot: bool = True,
     ) -> None:
         check_knn_args(k, temperature, _NAME)
         if not output_file:
@@ -75,6 +80,7 @@ class KNNReport(Callback):
         self.description = description
         self.output_dir = output_dir
         self.output_file = output_file
+        self.embedding_plot = bool(embedding_plot)
         self.initial_trunk: nn.Module | None = None
         self.results: dict[str, Any] | None = None
 
@@ -122,4 +128,24 @@ class KNNReport(Callback):
             print(f"kNN details: k={self.k}, T={self.temperature:g}, bank {result.bank_videos} "
                   f"{self.bank_spec['split']} videos, query {result.query_videos} "
                   f"{self.query_spec['split']} videos; saved to {path}")
+        if self.embedding_plot:
+            self._draw_embedding(trainer, pl_module, initial, result.top1)
         self.initial_trunk = initial.cpu()
+
+    def _draw_embedding(self, trainer: Trainer, pl_module: LightningModule, initial: nn.Module,
+                        top1: Mapping[str, float]) -> None:
+        """``<run>/plots/embedding.png`` of the query split (every rank extracts, rank 0 draws)."""
+        from sce_builtins.evaluation.features import extract_features
+        from sce_builtins.tools.plots import plot_embedding
+
+        _bank, query_loader = self.splits.loaders(trainer.datamodule)
+        query = extract_features({LEARNED: pl_module.trunk, RANDOM_INIT: initial}, query_loader,
+                                 pl_module.device, default_batch_transform(self.batch_transform, pl_module))
+        if not trainer.is_global_zero:
+            return
+        known = query.labels != -1
+        titles = {LEARNED: f"learned (kNN top-1 {100 * top1[LEARNED]:.1f}%)",
+                  RANDOM_INIT: f"random init (kNN top-1 {100 * top1[RANDOM_INIT]:.1f}%)"}
+        plot_embedding({name: f[known].cpu().numpy() for name, f in query.features.items()},
+                       query.labels[known].cpu().numpy(),
+                       Path(trainer.default_root_dir) / "plots" / "embedding.png", titles)

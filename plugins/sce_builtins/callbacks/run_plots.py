@@ -29,5 +29,7 @@ class RunPlots(Callback):
         except Exception as exc:  # noqa: BLE001 - pictures never fail a finished run
             print(f"sce: plots not written: {exc}")
             return
-        if written:
-            print(f"sce: plots {run_dir / 'plots'}/ ({', '.join(p.name for p in written)})", flush=True)
+        drawn = [p.name for p in written]  # then pictures other callbacks drew (knn_report's embedding)
+        drawn += sorted(p.name for p in (run_dir / "plots").glob("*.png") if p.name not in drawn)
+        if drawn:
+            print(f"sce: plots {run_dir / 'plots'}/ ({', '.join(drawn)})", flush=True)

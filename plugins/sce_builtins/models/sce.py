@@ -558,10 +558,11 @@ class SCEModel(LightningModule):
         return {"loss": total, **{k: v.detach() for k, v in first.items()}}
 
     def _log_step(self, loss: Tensor, batch_size: int) -> None:
-        self.log("pretrain/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=batch_size)
+        self.log("pretrain/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=batch_size,
+                 sync_dist=True)
         self.log_dict(
             {f"pretrain/{name}": float(value) for name, value in loss_logged_values(self.loss_fn).items()},
-            on_step=True, on_epoch=True, batch_size=batch_size,
+            on_step=True, on_epoch=True, batch_size=batch_size, sync_dist=True,
         )
         self.log("pretrain/momentum_value", self.momentum, on_step=True, on_epoch=False, batch_size=batch_size)
         if self._trainer is not None and self.trainer.optimizers:

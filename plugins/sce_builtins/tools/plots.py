@@ -11,6 +11,7 @@ import argparse
 import csv
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 
 def read_metrics(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
@@ -89,6 +90,36 @@ def plot_run(run_dir: Path, groups: dict[str, Iterable[str]] | None = None,
         plt.close(fig)
         written.append(path)
     return written
+
+
+def plot_embedding(features: dict[str, Any], labels: Any, path: Path, titles: dict[str, str]) -> Path:
+    """One t-SNE panel per trunk (``features[name]``: ``(N, D)``), points coloured by ``labels``.
+
+    Deterministic (PCA initialisation, fixed seed); written to ``path`` (replaced).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from sklearn.manifold import TSNE
+
+    labels = np.asarray(labels)
+    fig, axes = plt.subplots(1, len(features), figsize=(4.2 * len(features), 4.2), squeeze=False)
+    for ax, (name, feats) in zip(axes[0], features.items()):
+        x = np.asarray(feats, dtype=np.float64)
+        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        perplexity = float(min(30, max(2, (len(x) - 1) // 3)))
+        xy = TSNE(2, init="pca", random_state=0, perplexity=perplexity).fit_transform(x)
+        points = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap="tab10", s=9)
+        ax.set_title(titles.get(name, name), fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(points, ax=axes[0].tolist(), label="class", shrink=0.8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def build_parser() -> argparse.ArgumentParser:
