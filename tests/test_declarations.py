@@ -113,8 +113,8 @@ def problems(cfg: dict) -> list[str]:
 
 # -- sections --------------------------------------------------------------------------------
 def test_core_sections_are_framework_sections_only():
-    assert set(SECTIONS) == {"datamodule", "model", "trainer", "callbacks", "seed", "checkpoint",
-                             "dir", "resume", "code", "name", "notes"}
+    assert set(SECTIONS) == {"datamodule", "model", "trainer", "callbacks", "loggers", "seed",
+                             "checkpoint", "dir", "resume", "code", "name", "notes"}
     assert set(run_sections()) == set(SECTIONS) | {"evaluation"}  # declared by the built-ins
 
 
@@ -134,7 +134,8 @@ def test_plugin_section_is_validated_with_paths_and_did_you_mean(lab):
         "lab.repeats: lab options expects 'repeats' to be int, got 'many'",
         "lab.tagg: lab options has no key 'tagg'; did you mean 'tag'? (keys: tag, repeats)",
         "labb: unknown top-level section; did you mean 'lab'? (sections: callbacks, checkpoint, "
-        "code, datamodule, dir, evaluation, lab, model, name, notes, resume, seed, shared, trainer)"]
+        "code, datamodule, dir, evaluation, lab, loggers, model, name, notes, resume, seed, "
+        "shared, trainer)"]
 
 
 def test_plugin_cannot_redeclare_core_or_builtin_sections(lab):
