@@ -66,3 +66,15 @@ def test_log_lines_default_to_every_100_steps_or_30_seconds_and_evaluate_takes_v
     proc = sce("evaluate", "knn", "--help")
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0 and "--verbose" in out
+
+
+def test_the_demo_monitors_knn_every_4_epochs_and_the_readme_shows_its_pictures():
+    from pathlib import Path
+
+    import sce_core
+
+    assert sce_core.load_config("demo").callbacks.knn_monitor.every_n_epochs == 4
+    readme = Path(__file__).parents[1] / "README.md"
+    pictures = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", readme.read_text())
+    assert pictures == ["docs/images/demo_accuracy.png", "docs/images/demo_embedding.png"]
+    assert all((readme.parent / p).read_bytes()[:4] == b"\x89PNG" for p in pictures)
