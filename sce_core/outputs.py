@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sce_core.errors import SCEError
 
-__all__ = ["OutputExistsError", "read_marker", "refuse_existing", "write_marker"]
+__all__ = ["OutputExistsError", "atomic_torch_save", "atomic_write", "atomic_write_text",
+           "read_marker", "refuse_existing", "write_marker"]
+
+TEMP_SUFFIX = ".tmp"
 
 
 class OutputExistsError(SCEError, FileExistsError):
@@ -42,7 +46,53 @@ def read_marker(folder: str | os.PathLike[str], name: str) -> dict[str, Any] | N
 
 def write_marker(folder: str | os.PathLike[str], name: str, info: dict[str, Any]) -> None:
     """Write marker file ``name`` (a JSON object) into ``folder``, atomically."""
-    path = Path(folder) / name
-    tmp = path.with_name(f"{name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(info, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(Path(folder) / name, json.dumps(info, indent=1, sort_keys=True) + "\n")
+
+
+def temp_path(path: Path) -> Path:
+    """The hidden temporary file beside ``path`` that this process writes first."""
+    return path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
+    """Write ``path`` through ``write(handle)`` into a temporary file beside it, flushed to
+    disk and renamed onto ``path``: a kill at any moment leaves the previous file or the new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(path)
+    try:
+        with open(tmp, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """:func:`atomic_write` of UTF-8 text."""
+    return atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> Path:
+    """:func:`atomic_write` of ``torch.save(obj)``."""
+    import torch
+
+    return atomic_write(path, lambda handle: torch.save(obj, handle))
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -9,12 +9,14 @@ never writes into a folder it did not create or claim: an existing folder with o
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from sce_core.errors import SCEError
+from sce_core.outputs import atomic_write_text
 
 log = logging.getLogger("sce")
 
@@ -148,12 +150,11 @@ def keep_rows_before(metrics_csv: Path, step: int) -> int:
         reader = csv.DictReader(handle)
         fields = list(reader.fieldnames or [])
         rows = [r for r in reader if _step(r) < step]
-    tmp = metrics_csv.with_name(f".{metrics_csv.name}.tmp")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, metrics_csv)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(metrics_csv, text.getvalue())
     return len(rows)
 
 

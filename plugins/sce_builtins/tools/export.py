@@ -57,15 +57,6 @@ def _check_output(checkpoint: Path, output: Path) -> None:
                            f"give another OUT (--force never replaces the input)")
 
 
-def _save_atomic(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def export_trunk(checkpoint: Path, output: Path, force: bool = False) -> Path:
     """Write the online trunk's plain state dict to ``output`` and its config beside it.
 
@@ -74,7 +65,7 @@ def export_trunk(checkpoint: Path, output: Path, force: bool = False) -> Path:
     from omegaconf import OmegaConf
 
     from sce_core.errors import SCEError
-    from sce_core.outputs import refuse_existing
+    from sce_core.outputs import atomic_torch_save, refuse_existing
 
     _check_output(checkpoint, output)
     ckpt = load_checkpoint(checkpoint)
@@ -89,7 +80,7 @@ def export_trunk(checkpoint: Path, output: Path, force: bool = False) -> Path:
     if isinstance(trunk_cfg, dict):
         refuse_existing(yaml_path, force, "sce export")
     output.parent.mkdir(parents=True, exist_ok=True)
-    _save_atomic(trunk, output)
+    atomic_torch_save(trunk, output)
     if isinstance(trunk_cfg, dict):
         node = {k: v for k, v in trunk_cfg.items() if k != "_provider_"}
         node["pretrained"] = str(output.resolve())

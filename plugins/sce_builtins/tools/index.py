@@ -22,7 +22,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from sce_core.outputs import refuse_existing
+from sce_core.outputs import atomic_write_text, refuse_existing
 
 __all__ = [
     "FRAME_SUFFIXES",
@@ -60,10 +60,7 @@ def _check_path(rel: str) -> str:
 
 
 def _write_lines(out_csv: Path, lines: list[str]) -> None:
-    out_csv.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_csv.with_name(f".{out_csv.name}.tmp")
-    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    os.replace(tmp, out_csv)
+    atomic_write_text(out_csv, "".join(line + "\n" for line in lines))
 
 
 def write_frame_index(
