@@ -54,7 +54,8 @@ class RunCheckpoint(Checkpoint):
         self._last_save = time.monotonic()
         self._flush_logs = False
         self._trainer: Trainer | None = None
-        self._pending_metrics: dict[str, list[Any]] = {}
+        self._saved_metrics: list[dict[str, list[Any]]] = []  # every rank's, from a checkpoint
+        self._pending_metrics: dict[str, list[Any]] = {}  # this rank's, not merged yet
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         self._trainer = trainer
@@ -67,7 +68,7 @@ class RunCheckpoint(Checkpoint):
         return {"epoch_metrics": gather_per_rank(self._trainer, own)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._pending_metrics_all = state_dict.get("epoch_metrics") or []
+        self._saved_metrics = state_dict.get("epoch_metrics") or []
 
     @property
     def last_path(self) -> Path:
@@ -75,10 +76,9 @@ class RunCheckpoint(Checkpoint):
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         restore_loader_position(trainer)
-        saved = getattr(self, "_pending_metrics_all", None)
-        if saved:
-            self._pending_metrics = dict(own_rank(trainer, saved))
-        self._pending_metrics_all = None
+        if self._saved_metrics:
+            self._pending_metrics = dict(own_rank(trainer, self._saved_metrics))
+        self._saved_metrics = []
         self.stop.immediate = False
         self._last_save = time.monotonic()
 

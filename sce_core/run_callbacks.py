@@ -78,13 +78,7 @@ class RNGStateCallback(Callback):
 
     def state_dict(self) -> dict[str, Any]:
         own = self._captured if self._captured is not None else self.current_state()
-        return {"world_size": self._world_size(), "ranks": self._gather(own)}
-
-    def _world_size(self) -> int:
-        return int(self._trainer.world_size) if self._trainer is not None else 1
-
-    def _gather(self, own: dict[str, Any]) -> list[dict[str, Any]]:
-        return gather_per_rank(self._trainer, own)
+        return {"ranks": gather_per_rank(self._trainer, own)}
 
     @staticmethod
     def current_state() -> dict[str, Any]:

@@ -321,13 +321,13 @@ def setup_run(config: str | Path, overrides: Sequence[str] = (), code_files: Seq
         callbacks += [RNGStateCallback(), ConfigInCheckpoint(saved_config),
                       RunCheckpoint(run_dir / CHECKPOINT_DIR, stop, **_checkpoint_options(plain)),
                       RunSummary(str(plain.get("name", config)), run_dir)]
-        saved = None
-        if resume_from is not None:
-            saved = torch.load(resume_from, map_location="cpu", weights_only=True, mmap=True)
+        saved = {} if resume_from is None else torch.load(
+            resume_from, map_location="cpu", weights_only=True, mmap=True)
         trainer = build_trainer(plain, run_dir, callbacks,
-                                resume_step=None if saved is None else int(saved.get("global_step", 0)))
-        if saved is not None and saved_process_count(saved) is not None:
-            check_process_count(saved_process_count(saved), int(trainer.world_size))
+                                resume_step=int(saved.get("global_step", 0)) if saved else None)
+        processes = saved_process_count(saved)
+        if processes is not None:
+            check_process_count(processes, int(trainer.world_size))
         trainer._signal_connector = LightningSignals(stop)
         if not _launched_rank():
             _save_run_config(resolved, run_dir)
