@@ -5,7 +5,10 @@ Sampling (the SCE Kinetics200 recipe): per sample one random video, ``random_mul
 then the uint8 ``random_resized_crop`` to 224x224 (scale 0.2-0.766) on every clip.
 
 Methods (all load the same seeded plan of windows and apply the same crop):
-  * ``frames``: the ``frame`` decoder (reads and decodes only the 8 needed JPEGs per clip);
+  * ``frames``: the ``frame`` decoder with its default ``jpeg_backend: auto`` (reads and decodes
+    only the 8 needed JPEGs per clip); ``frames_<backend>`` (``--jpeg-backends``) the same
+    decoder with one backend forced, e.g. ``frames_torchvision`` (libjpeg-turbo through
+    ``torchvision.io.decode_jpeg``) against ``frames_simplejpeg``;
   * ``frames_naive``: PIL ``Image.open().convert("RGB")`` on every frame of each clip window
     (about 77 per clip), then the 8 frames are picked;
   * ``mp4``: the ``pyav`` decoder (keyframe index, forward-only decoding, converts needed frames);
@@ -26,7 +29,10 @@ question on this 2-vCPU machine). Each method: 3 warm-up samples, then samples u
 ``--seconds`` have passed; methods are interleaved over ``--repeats`` rounds and the median is
 reported. clips/s = 2 x samples/s.
 
-Usage: ``python benchmarks/data_loading.py [--videos 6] [--seconds 5] [--repeats 3]``
+The JPEG backend ``auto`` picks, and whether a default install (no extras) has it, is printed.
+
+Usage: ``python benchmarks/data_loading.py [--videos 6] [--seconds 5] [--repeats 3]
+[--jpeg-backends simplejpeg,torchvision]``
 """
 
 from __future__ import annotations
@@ -200,7 +206,12 @@ class Bench:
     """Shared plan: which video and which windows each sample uses."""
 
     def __init__(
-        self, corpus: Path, num_plan: int = 400, seed: int = 0, fast_crop: bool = True
+        self,
+        corpus: Path,
+        num_plan: int = 400,
+        seed: int = 0,
+        fast_crop: bool = True,
+        backends: tuple[str, ...] = (),
     ) -> None:
         self.mp4s = sorted((corpus / "mp4" / "bench").glob("*.mp4"))
         self.frame_dirs = [corpus / "frames" / "bench" / p.stem for p in self.mp4s]
@@ -215,13 +226,25 @@ class Bench:
         self.gen = torch.Generator().manual_seed(seed)
         filt = {"subsample_type": "uniform", "num_samples": NUM_SAMPLES}
         self.frame_decoder = FrameDecoder(fps=FPS, frame_filter=filt)
+        self.backend_decoders = {
+            name: FrameDecoder(fps=FPS, frame_filter=filt, jpeg_backend=name)
+            for name in backends
+        }
         self.pyav_decoder = PyAVDecoder(frame_filter=filt, thread_count=1)
 
     # each method loads sample i and returns the list of cropped clips
-    def frames(self, i: int) -> list[torch.Tensor]:
+    def frames(self, i: int, decoder: FrameDecoder | None = None) -> list[torch.Tensor]:
         v, windows = self.plan[i]
         rec = VideoRecord(path=str(self.frame_dirs[v]), label=0, num_frames=self.num_frames[v])
-        return [self.crop(c.frames, self.gen) for c in self.frame_decoder.decode(rec, windows)]
+        clips = (decoder or self.frame_decoder).decode(rec, windows)
+        return [self.crop(c.frames, self.gen) for c in clips]
+
+    def method(self, name: str) -> Callable[[int], list[torch.Tensor]]:
+        """The loader called ``name`` (``frames_<backend>``: the frame decoder on that backend)."""
+        if name.startswith("frames_") and name[7:] in self.backend_decoders:
+            decoder = self.backend_decoders[name[7:]]
+            return lambda i: self.frames(i, decoder)
+        return getattr(self, name)
 
     def frames_naive(self, i: int) -> list[torch.Tensor]:
         v, windows = self.plan[i]
@@ -271,19 +294,31 @@ def _run(
 
 
 def check_same_frames(bench: Bench, samples: int = 3) -> None:
-    """The fast loaders return the frames of the naive ones (JPEG: exact; mp4: exact)."""
+    """The fast loaders return the frames of the naive ones (JPEG, every backend: exact; mp4: exact)."""
     crop = bench.crop
     bench.crop = lambda clip, g: clip  # compare uncropped clips
+    pairs = [("frames", "frames_naive"), ("mp4", "mp4_naive")]
+    pairs += [(f"frames_{b}", "frames_naive") for b in bench.backend_decoders]
     try:
         for i in range(samples):
-            for fast, naive in ((bench.frames, bench.frames_naive), (bench.mp4, bench.mp4_naive)):
-                for a, b in zip(fast(i), naive(i)):
+            for fast, naive in pairs:
+                for a, b in zip(bench.method(fast)(i), bench.method(naive)(i)):
                     if not torch.equal(a, b):
-                        raise AssertionError(
-                            f"{fast.__name__} differs from {naive.__name__} on sample {i}"
-                        )
+                        raise AssertionError(f"{fast} differs from {naive} on sample {i}")
     finally:
         bench.crop = crop
+
+
+def _default_install_note() -> str:
+    """Whether sce-core's metadata lists simplejpeg as a plain (no-extra) dependency."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    try:
+        deps = requires("sce-core") or []
+    except PackageNotFoundError:
+        return "sce-core is not installed (metadata unknown)"
+    default = any(r.startswith("simplejpeg") and "extra" not in r for r in deps)
+    return "simplejpeg is a default dependency" if default else "simplejpeg needs an extra"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -300,11 +335,17 @@ def main(argv: list[str] | None = None) -> int:
         help="uint8 crop kernel: torch's native uint8 resize (fast, as the research "
         "anchor) or float resize rounded to uint8 (exact reference values)",
     )
+    p.add_argument(
+        "--jpeg-backends",
+        default="simplejpeg,torchvision",
+        help="comma-separated frame-decoder backends also timed as frames_<backend> ('' for none)",
+    )
     args = p.parse_args(argv)
+    backends = tuple(b for b in args.jpeg_backends.split(",") if b)
     torch.set_num_threads(1)
     t0 = time.time()
     make_corpus(args.corpus, args.videos)
-    bench = Bench(args.corpus, fast_crop=args.crop == "fast")
+    bench = Bench(args.corpus, fast_crop=args.crop == "fast", backends=backends)
     jpg_kb = np.mean([f.stat().st_size for f in bench.frame_dirs[0].iterdir()]) / 1024
     mp4_kb = np.mean([m.stat().st_size for m in bench.mp4s]) / 1024
     print(
@@ -316,14 +357,15 @@ def main(argv: list[str] | None = None) -> int:
         f"crop: {crop_name} ({args.crop}); load average {os.getloadavg()[0]:.1f} on "
         f"{os.cpu_count()} CPUs"
     )
+    print(f"jpeg: auto picks {bench.frame_decoder.backend_name}; {_default_install_note()}")
     check_same_frames(bench)
-    methods = ["frames_naive", "frames", "mp4_naive", "mp4"]
+    methods = ["frames_naive", "frames", *(f"frames_{b}" for b in backends), "mp4_naive", "mp4"]
     wall: dict[str, list[float]] = {m: [] for m in methods}
     cpu: dict[str, list[float]] = {m: [] for m in methods}
     start = 0
     for r in range(args.repeats):
         for m in methods:
-            w, c = _run(getattr(bench, m), start, args.seconds, len(bench.plan))
+            w, c = _run(bench.method(m), start, args.seconds, len(bench.plan))
             wall[m].append(w)
             cpu[m].append(c)
             start += 37
@@ -331,12 +373,15 @@ def main(argv: list[str] | None = None) -> int:
             f"  round {r + 1}: " + ", ".join(f"{m} {wall[m][-1]:.1f}" for m in methods),
             file=sys.stderr,
         )
-    print(f"\n{'method':<14}{'clips/s':>10}{'clips/CPU-s':>13}   runs (clips/s)")
+    print(f"\n{'method':<20}{'clips/s':>10}{'clips/CPU-s':>13}   runs (clips/s)")
     for m in methods:
         runs = " ".join(f"{x:.1f}" for x in wall[m])
         print(
-            f"{m:<14}{statistics.median(wall[m]):>10.1f}{statistics.median(cpu[m]):>13.1f}   {runs}"
+            f"{m:<20}{statistics.median(wall[m]):>10.1f}{statistics.median(cpu[m]):>13.1f}   {runs}"
         )
+    for b in backends:
+        print(f"frames_{b} / frames_naive (clips/CPU-s): "
+              f"{statistics.median(cpu[f'frames_{b}']) / statistics.median(cpu['frames_naive']):.1f}x")
     ok = True
     print()
     for fast, (naive, target) in TARGETS.items():

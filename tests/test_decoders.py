@@ -213,15 +213,24 @@ def test_pattern_start_index_and_listing(tmp_path):
     assert _levels(clip) == list(range(12))
 
 
-def test_jpeg_backends_agree(data):
+@pytest.mark.parametrize("backend", ["torchvision", "pil"])
+def test_jpeg_backends_agree(data, backend):
+    """simplejpeg (the default: a dependency) gives exactly the pixels of torchvision and PIL."""
     rec = VideoRecord(data["frames"], 0, N)
     auto = FrameDecoder(frame_filter=UNIFORM8)
-    pil = FrameDecoder(frame_filter=UNIFORM8, jpeg_backend="pil")
-    assert auto.backend_name == "simplejpeg" and pil.backend_name == "pil"
-    assert torch.equal(auto.decode(rec, [_win(0)])[0].frames, pil.decode(rec, [_win(0)])[0].frames)
+    other = FrameDecoder(frame_filter=UNIFORM8, jpeg_backend=backend)
+    assert auto.backend_name == "simplejpeg" and other.backend_name == backend
+    assert torch.equal(auto.decode(rec, [_win(0)])[0].frames, other.decode(rec, [_win(0)])[0].frames)
 
 
-@pytest.mark.parametrize("backend", ["simplejpeg", "pil"])
+def test_simplejpeg_is_a_dependency():
+    """A default install (no extras) brings simplejpeg, so ``auto`` takes the fast path."""
+    from importlib.metadata import requires
+
+    assert any(r.startswith("simplejpeg") and "extra" not in r for r in requires("sce-core"))
+
+
+@pytest.mark.parametrize("backend", ["simplejpeg", "torchvision", "pil"])
 @pytest.mark.parametrize("damage", ["garbage", "truncated"])
 def test_corrupt_jpeg_raises_decode_error(tmp_path, backend, damage):
     folder = _write_frames(tmp_path / "v", n=20)

@@ -76,7 +76,7 @@ def check_decoders() -> Iterator[Check]:
                 if _version(module) is not None]
     fast = "simplejpeg" in backends
     yield Check(fast, "jpeg", "backends: " + (", ".join(backends) or "none"),
-                "pip install 'sce-core[fast]' (simplejpeg decodes frames fastest)")
+                "pip install simplejpeg (a dependency of sce-core: it decodes frames fastest)")
     codec = _version("torchcodec")
     yield Check(codec is not None, "torchcodec", f"torchcodec {codec}" if codec else "not installed (optional)",
                 "pip install torchcodec (needs system FFmpeg) for the `torchcodec` decoder")

@@ -53,7 +53,8 @@ class FrameDecoder:
         filename_pattern: printf-style (``%08d.jpg``) or ``str.format``-style (``{:05d}.jpg``)
             frame file name.
         frame_start_index: number of the first frame file (1 for ffmpeg's ``%08d.jpg`` output).
-        jpeg_backend: ``auto`` (simplejpeg, then OpenCV, then PIL), or one of them explicitly.
+        jpeg_backend: ``auto`` (simplejpeg, a dependency, then OpenCV, torchvision, PIL), or one
+            of them explicitly; all give the same pixels.
     """
 
     def __init__(
@@ -66,7 +67,7 @@ class FrameDecoder:
         decode_float: bool = False,
         filename_pattern: str = "%08d.jpg",
         frame_start_index: int = 1,
-        jpeg_backend: Literal["auto", "simplejpeg", "cv2", "pil"] = "auto",
+        jpeg_backend: Literal["auto", "simplejpeg", "cv2", "torchvision", "pil"] = "auto",
     ) -> None:
         if isinstance(fps, bool) or not isinstance(fps, (int, float)) or fps <= 0:
             raise ValueError(f"frame decoder: fps must be a positive number, got {fps!r}")

@@ -1,10 +1,12 @@
-"""JPEG backends: simplejpeg (fastest, accurate DCT), then OpenCV, then PIL.
+"""JPEG backends: simplejpeg (fastest, accurate DCT), then OpenCV, then torchvision, then PIL.
 
 A backend is a :class:`JpegBackend` with ``shape(data) -> (H, W)`` and
 ``decode_into(data, out)`` writing RGB uint8 into a preallocated ``(H, W, 3)`` array, so
 clips are assembled in one numpy buffer without stacking. ``"auto"`` picks the first
-importable backend in the order above (``pip install 'sce-core[fast]'`` brings simplejpeg).
-Decoders raise ``ValueError`` on corrupt data; callers wrap it in ``VideoDecodeError``.
+importable backend in the order above; simplejpeg is a dependency of sce-core, so a default
+install takes it (``benchmarks/data_loading.py --jpeg-backends`` times each one; all give the
+same pixels as PIL). Decoders raise ``ValueError`` on corrupt data; callers wrap it in
+``VideoDecodeError``.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from typing import Literal
 
 import numpy as np
 
-BackendName = Literal["auto", "simplejpeg", "cv2", "pil"]
-AUTO_ORDER = ("simplejpeg", "cv2", "pil")
+BackendName = Literal["auto", "simplejpeg", "cv2", "torchvision", "pil"]
+AUTO_ORDER = ("simplejpeg", "cv2", "torchvision", "pil")
 
 
 class JpegBackend:
@@ -88,6 +90,47 @@ class OpenCVBackend(JpegBackend):
         out[...] = img
 
 
+class TorchvisionBackend(JpegBackend):
+    """torchvision's libjpeg-turbo ``decode_jpeg`` (the CPU side of the ``decode_on: gpu`` path).
+
+    The header is not exposed by torchvision: ``shape`` decodes the frame and keeps it for the
+    ``decode_into`` call on the same bytes that follows.
+    """
+
+    name = "torchvision"
+
+    def __init__(self) -> None:
+        import torch
+        from torchvision.io import ImageReadMode, decode_jpeg
+
+        self._torch = torch
+        self._decode_jpeg = decode_jpeg
+        self._rgb = ImageReadMode.RGB
+        self._last: tuple[bytes, np.ndarray] | None = None
+
+    def _decode(self, data: bytes) -> np.ndarray:
+        last = self._last
+        if last is not None and last[0] is data:
+            return last[1]
+        buf = self._torch.frombuffer(bytearray(data), dtype=self._torch.uint8)
+        try:
+            img = self._decode_jpeg(buf, mode=self._rgb)
+        except RuntimeError as exc:
+            raise ValueError(f"torchvision could not decode the JPEG data ({exc})") from exc
+        return img.permute(1, 2, 0).numpy()
+
+    def shape(self, data: bytes) -> tuple[int, int]:
+        img = self._decode(data)
+        self._last = (data, img)
+        return img.shape[0], img.shape[1]
+
+    def decode_into(self, data: bytes, out: np.ndarray) -> None:
+        img = self._decode(data)
+        if img.shape != out.shape:
+            raise ValueError(f"frame shape {img.shape} differs from the clip's {out.shape}")
+        out[...] = img
+
+
 class PilBackend(JpegBackend):
     """Pillow (always available); truncated files raise instead of being padded."""
 
@@ -127,22 +170,23 @@ class PilBackend(JpegBackend):
 _BACKENDS: dict[str, type[JpegBackend]] = {
     "simplejpeg": SimpleJpegBackend,
     "cv2": OpenCVBackend,
+    "torchvision": TorchvisionBackend,
     "pil": PilBackend,
 }
 
 
 def make_backend(name: BackendName = "auto") -> JpegBackend:
-    """Instantiate a backend by name; ``"auto"`` takes the first importable of simplejpeg, cv2, PIL."""
+    """Instantiate a backend by name; ``"auto"`` takes the first importable of :data:`AUTO_ORDER`."""
     if name == "auto":
         for candidate in AUTO_ORDER:
             try:
                 return _BACKENDS[candidate]()
             except ImportError:
                 continue
-        raise ImportError("no JPEG backend: install simplejpeg, opencv-python-headless or pillow")
+        raise ImportError("no JPEG backend: install simplejpeg (pip install simplejpeg)")
     if name not in _BACKENDS:
         raise ValueError(
-            f"frame decoder: jpeg_backend must be one of auto, simplejpeg, cv2, pil; got {name!r}"
+            f"frame decoder: jpeg_backend must be one of auto, {', '.join(_BACKENDS)}; got {name!r}"
         )
     try:
         return _BACKENDS[name]()
