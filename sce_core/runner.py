@@ -102,12 +102,15 @@ def build_trainer(plain: dict[str, Any], run_dir: Path, callbacks: list[Any],
                   resume_step: int | None = None, **extra: Any) -> Any:
     """``lightning.Trainer`` from the ``trainer`` section (a ``strategy`` node is built).
 
-    Checkpoints are written atomically; the CSV log appends to an earlier run's rows when
+    Checkpoints are written atomically; ``sync_batchnorm`` uses
+    :class:`~sce_core.sync_batchnorm.BatchNormSync`; the CSV log appends to an earlier run's rows when
     resuming (``resume_step``: the step of the checkpoint resumed from).
     """
     from lightning.pytorch import Trainer
+    from lightning.pytorch.plugins.layer_sync import LayerSync
 
     from sce_core.checkpoint_files import AtomicCheckpointIO
+    from sce_core.sync_batchnorm import BatchNormSync
 
     kwargs = {k: v for k, v in dict(plain.get("trainer") or {}).items() if not k.startswith("_")}
     strategy = kwargs.get("strategy")
@@ -118,7 +121,10 @@ def build_trainer(plain: dict[str, Any], run_dir: Path, callbacks: list[Any],
     plugins = kwargs.get("plugins") or []
     plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
     if not any(type(p).__name__.endswith("CheckpointIO") for p in plugins):
-        kwargs["plugins"] = [*plugins, AtomicCheckpointIO()]
+        plugins = [*plugins, AtomicCheckpointIO()]
+    if kwargs.get("sync_batchnorm") and not any(isinstance(p, LayerSync) for p in plugins):
+        plugins = [*plugins, BatchNormSync()]  # no host syncs; shuffle-BN's layers stay local
+    kwargs["plugins"] = plugins
     kwargs.setdefault("default_root_dir", str(run_dir))
     kwargs.update(extra)
     callbacks = _with_progress(callbacks, kwargs.get("enable_progress_bar", True))

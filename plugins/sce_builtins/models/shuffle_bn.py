@@ -11,7 +11,9 @@ Improvements over the reference (docs/reference.md §2.4, §9.11), each delibera
     recipe's shuffle-BN silently did nothing);
   * a simulated device holds a contiguous chunk of the batch (the reference interleaved
     samples ``n mod S``); running statistics are the mean over the chunks in both cases;
-  * the returned ``h`` is restored to the original order, like ``z``.
+  * the returned ``h`` is restored to the original order, like ``z``;
+  * ``trainer.sync_batchnorm`` does not turn these layers into global BatchNorm (Lightning's
+    own conversion would, and shuffle-BN would then silently become global BN).
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class _SplitBatchNormMixin:
     """Forward of a BatchNorm whose training statistics are computed per chunk of the batch."""
 
     num_splits: int = 1
+    #: ``trainer.sync_batchnorm`` leaves these layers per device (sce_core.sync_batchnorm).
+    keeps_local_statistics: bool = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input_dim(x)
