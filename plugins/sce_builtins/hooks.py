@@ -23,10 +23,26 @@ def _get(config: dict[str, Any], path: str) -> Any:
     return node
 
 
+def _gpu_decoding_issues(config: dict[str, Any]) -> list[Issue]:
+    """``decode_on: gpu`` (nvJPEG) asked for on a machine without a CUDA GPU."""
+    paths = ["datamodule.decoder_args.decode_on"]
+    paths += [f"datamodule.{split}.decoder_args.decode_on" for split in ("train", "val", "test")]
+    asked = [path for path in paths if _get(config, path) == "gpu"]
+    if not asked:
+        return []
+    import torch  # only when the option is used: `sce check` stays light otherwise
+
+    if torch.cuda.is_available():
+        return []
+    return [Issue(path, "gpu decodes JPEG frames with nvJPEG on a CUDA GPU and this machine has "
+                        f"no CUDA GPU; set {path}=cpu") for path in asked]
+
+
 @hookimpl
 def sce_validate_config(config: dict[str, Any]) -> list[Issue]:
-    """The queue's feature size must equal the projector's output size."""
-    issues = []
+    """The queue's feature size must equal the projector's output size; ``decode_on: gpu``
+    needs a CUDA GPU."""
+    issues = _gpu_decoding_issues(config)
     queue_dim = _get(config, "model.queue.feature_dim")
     proj_dim = _get(config, "model.projector.output_dim")
     if isinstance(queue_dim, int) and isinstance(proj_dim, int) and queue_dim != proj_dim:

@@ -2,7 +2,9 @@
 
 Both remove :data:`~sce_builtins.data.health.BAD_DATA_KEY` from every sample before
 ``torch.utils.data.default_collate`` and put the concatenated events back in the batch under
-the same key (a plain list of tuples) for the datamodule to count.
+the same key (a plain list of tuples) for the datamodule to count. Clips of the
+``decode_on: gpu`` path (:class:`~sce_builtins.data.deferred.DeferredClip`) are gathered into
+one :class:`~sce_builtins.data.deferred.DeferredBatch` per batch position.
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from torch.utils.data import default_collate
+from torch.utils.data._utils.collate import collate, default_collate_fn_map
 
+from sce_builtins.data.deferred import DeferredClip, collate_deferred
 from sce_builtins.data.health import BAD_DATA_KEY
+
+_COLLATE_MAP = {**default_collate_fn_map, DeferredClip: collate_deferred}
 
 
 def _split_events(samples: Sequence[Any]) -> tuple[list[Any], list[tuple]]:
@@ -27,9 +32,9 @@ def _split_events(samples: Sequence[Any]) -> tuple[list[Any], list[tuple]]:
 
 
 def default_collate_fn(batch: Sequence[Any]) -> Any:
-    """torch's default_collate, with bad-sample events gathered into ``batch["bad_data"]``."""
+    """torch's default_collate (plus deferred clips), bad-sample events in ``batch["bad_data"]``."""
     clean, events = _split_events(batch)
-    out = default_collate(clean)
+    out = collate(clean, collate_fn_map=_COLLATE_MAP)
     if isinstance(out, dict):
         out[BAD_DATA_KEY] = events
     return out

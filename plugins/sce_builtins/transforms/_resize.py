@@ -19,6 +19,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from sce_builtins.data.deferred import DeferredClip
+
 Interpolation = Literal["nearest", "bilinear", "bicubic"]
 INTERPOLATIONS: tuple[str, ...] = ("nearest", "bilinear", "bicubic")
 
@@ -32,7 +34,9 @@ def check_interpolation(component: str, interpolation: str) -> None:
 
 
 def check_clip(component: str, clip: torch.Tensor) -> None:
-    """Raise ``ValueError`` unless ``clip`` is a 4-D ``(T, H, W, C)`` tensor."""
+    """Raise ``ValueError`` unless ``clip`` is a 4-D ``(T, H, W, C)`` tensor (or a deferred clip)."""
+    if isinstance(clip, DeferredClip):
+        return
     if not isinstance(clip, torch.Tensor) or clip.ndim != 4:
         shape = tuple(clip.shape) if isinstance(clip, torch.Tensor) else type(clip).__name__
         raise ValueError(f"{component}: expected a (T, H, W, C) clip tensor, got {shape}.")
@@ -59,8 +63,12 @@ def resize_clip(
         fast_uint8: for uint8 clips, use torch's native uint8 kernel (see module docstring).
 
     Returns:
-        The resized ``(T, height, width, C)`` clip, same dtype as ``clip``.
+        The resized ``(T, height, width, C)`` clip, same dtype as ``clip``. A
+        :class:`~sce_builtins.data.deferred.DeferredClip` records the resize instead.
     """
+    if isinstance(clip, DeferredClip):
+        t, _, _, c = clip.shape
+        return clip.defer(resize_clip, size, interpolation, fast_uint8, shape=(t, *size, c))
     if clip.dtype == torch.uint8:
         if fast_uint8:
             # (T, C, H, W) view with channels-last strides: torch's vectorised uint8 path.

@@ -171,6 +171,8 @@ class RandomResizedCrop(_Repr):
         if not self.shift:
             crop = clip[:, top : top + h, left : left + w]
             return resize_clip(crop, size, self.interpolation, self.fast_uint8)
+        if not isinstance(clip, torch.Tensor):
+            raise ValueError("random_resized_crop: shift=True cannot run with decode_on: gpu.")
         top2, left2, h2, w2 = self.get_params(height, width, generator)
         boxes = [
             [int(v) for v in torch.linspace(a, b, steps=t).tolist()]
@@ -288,6 +290,9 @@ class CenterCrop(_Repr):
         check_clip("center_crop", clip)
         ch, cw = self.size
         _, h, w, _ = clip.shape
+        if (ch > h or cw > w) and not isinstance(clip, torch.Tensor):
+            raise ValueError(f"center_crop: frames {h}x{w} are smaller than the crop; they "
+                             "cannot be padded with decode_on: gpu.")
         if ch > h or cw > w:
             pad_t, pad_l = max(ch - h, 0) // 2, max(cw - w, 0) // 2
             pad_b, pad_r = (max(ch - h, 0) + 1) // 2, (max(cw - w, 0) + 1) // 2

@@ -18,10 +18,14 @@ from sce_builtins.data.decoders.clips import (
 )
 from sce_builtins.data.decoders.errors import VideoDecodeError
 from sce_builtins.data.decoders.frame_filter import FrameFilterOptions
-from sce_builtins.data.decoders.jpeg import JpegBackend, make_backend
+from sce_builtins.data.decoders.jpeg import JpegBackend, header_shape, make_backend
 from sce_builtins.data.decoders.pool import LazyThreadPool
 from sce_builtins.data.decoders.timing import rate_fraction
+from sce_builtins.data.deferred import DeferredClip
 from sce_builtins.data.types import ClipWindow, DecodedClip, VideoRecord
+
+DECODE_ON = ("cpu", "gpu")
+_END_OF_IMAGE = b"\xff\xd9"
 
 
 class FrameDecoder:
@@ -55,6 +59,11 @@ class FrameDecoder:
         frame_start_index: number of the first frame file (1 for ffmpeg's ``%08d.jpg`` output).
         jpeg_backend: ``auto`` (simplejpeg, a dependency, then OpenCV, torchvision, PIL), or one
             of them explicitly; all give the same pixels.
+        decode_on: ``cpu`` (decode in the loader's workers) or ``gpu``: workers only read the
+            needed frames' bytes (checking each header) and the batch is decoded with nvJPEG
+            after transfer, then cropped there with the same crop parameters
+            (:mod:`sce_builtins.data.deferred`). ``sce check`` refuses ``gpu`` on a machine
+            without a CUDA GPU.
     """
 
     def __init__(
@@ -68,6 +77,7 @@ class FrameDecoder:
         filename_pattern: str = "%08d.jpg",
         frame_start_index: int = 1,
         jpeg_backend: Literal["auto", "simplejpeg", "cv2", "torchvision", "pil"] = "auto",
+        decode_on: Literal["cpu", "gpu"] = "cpu",
     ) -> None:
         if isinstance(fps, bool) or not isinstance(fps, (int, float)) or fps <= 0:
             raise ValueError(f"frame decoder: fps must be a positive number, got {fps!r}")
@@ -85,6 +95,9 @@ class FrameDecoder:
             raise ValueError(
                 f"frame decoder: frame_start_index must be an integer >= 0, got {frame_start_index!r}"
             )
+        if decode_on not in DECODE_ON:
+            raise ValueError(f"frame decoder: decode_on must be 'cpu' or 'gpu', got {decode_on!r}")
+        self.decode_on = decode_on
         self.fps = rate_fraction(fps)
         self.planner = ClipPlanner(frame_filter, time_difference_prob, "frame decoder")
         self.num_threads_io = num_threads_io
@@ -135,8 +148,44 @@ class FrameDecoder:
         timeline = Timeline(self.num_frames(record), self.fps)
         plans = self.planner.plan(record.path, windows, timeline, as_generator(rng))
         unique, positions = union_ids(plans)
+        if self.decode_on == "gpu":
+            return self._deferred(record, unique, plans, positions)
         frames = self.read_frames(record, unique)
         return assemble(frames, plans, positions, self.decode_float)
+
+    def read_encoded(self, record: VideoRecord, ids: np.ndarray) -> tuple[list[bytes], int, int]:
+        """Bytes of frames ``ids`` and their common ``(H, W)``, headers checked, nothing decoded.
+
+        Raises :class:`VideoDecodeError` for a missing file, an unreadable header, a frame of
+        another size or a file cut short (no end-of-image marker).
+        """
+        backend = self._get_backend()
+        paths = [self.frame_path(record, int(i)) for i in ids]
+        blobs = self._pool.map(lambda p: self._read_bytes(record, p), paths)
+        size = None
+        for path, data in zip(paths, blobs):
+            try:
+                hw = backend.shape(data) if backend.name != "torchvision" else header_shape(data)
+            except ValueError as exc:
+                raise VideoDecodeError(path, f"corrupt JPEG ({exc})") from None
+            if size is not None and hw != size:
+                raise VideoDecodeError(path, f"corrupt JPEG (frame size {hw} differs from {size})")
+            if not data.rstrip(b"\0").endswith(_END_OF_IMAGE):
+                raise VideoDecodeError(path, "corrupt JPEG (cut short: no end-of-image marker)")
+            size = hw
+        return list(blobs), size[0], size[1]
+
+    def _deferred(self, record, unique, plans, positions) -> list[DecodedClip]:
+        blobs, height, width = self.read_encoded(record, unique)
+        return [
+            DecodedClip(
+                frames=DeferredClip([blobs[int(k)] for k in pos], height, width, plan.keep,
+                                    self.decode_float),
+                frame_indices=tuple(int(i) for i in plan.selected),
+                time_difference=plan.time_difference,
+            )
+            for plan, pos in zip(plans, positions)
+        ]
 
     def read_frames(self, record: VideoRecord, ids: np.ndarray) -> np.ndarray:
         """Frames ``ids`` as one ``(N, H, W, 3)`` uint8 array (raises :class:`VideoDecodeError`)."""
@@ -192,7 +241,8 @@ class FrameDecoder:
     def __repr__(self) -> str:
         return (
             f"FrameDecoder(fps={self.fps}, frame_filter={self.planner.frame_filter}, "
-            f"time_difference_prob={self.planner.time_difference_prob}, backend={self.backend_name})"
+            f"time_difference_prob={self.planner.time_difference_prob}, backend={self.backend_name}, "
+            f"decode_on={self.decode_on})"
         )
 
 

@@ -20,6 +20,18 @@ BackendName = Literal["auto", "simplejpeg", "cv2", "torchvision", "pil"]
 AUTO_ORDER = ("simplejpeg", "cv2", "torchvision", "pil")
 
 
+def header_shape(data: bytes) -> tuple[int, int]:
+    """``(H, W)`` from a JPEG header read by Pillow (``ValueError`` when unreadable)."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            w, h = img.size
+    except Exception as exc:  # PIL raises several types for garbage input
+        raise ValueError(f"unreadable JPEG header ({exc})") from exc
+    return h, w
+
+
 class JpegBackend:
     """Interface of a JPEG backend (see module docstring)."""
 
@@ -81,7 +93,7 @@ class OpenCVBackend(JpegBackend):
         return img
 
     def shape(self, data: bytes) -> tuple[int, int]:
-        return PilBackend.header_shape(data)
+        return header_shape(data)
 
     def decode_into(self, data: bytes, out: np.ndarray) -> None:
         img = self._decode(data)
@@ -101,11 +113,11 @@ class TorchvisionBackend(JpegBackend):
 
     def __init__(self) -> None:
         import torch
-        from torchvision.io import ImageReadMode, decode_jpeg
+
+        from sce_builtins.data.decoders.tv_jpeg import decode_jpeg_rgb
 
         self._torch = torch
-        self._decode_jpeg = decode_jpeg
-        self._rgb = ImageReadMode.RGB
+        self._decode_rgb = decode_jpeg_rgb
         self._last: tuple[bytes, np.ndarray] | None = None
 
     def _decode(self, data: bytes) -> np.ndarray:
@@ -113,11 +125,7 @@ class TorchvisionBackend(JpegBackend):
         if last is not None and last[0] is data:
             return last[1]
         buf = self._torch.frombuffer(bytearray(data), dtype=self._torch.uint8)
-        try:
-            img = self._decode_jpeg(buf, mode=self._rgb)
-        except RuntimeError as exc:
-            raise ValueError(f"torchvision could not decode the JPEG data ({exc})") from exc
-        return img.permute(1, 2, 0).numpy()
+        return self._decode_rgb(buf).permute(1, 2, 0).numpy()
 
     def shape(self, data: bytes) -> tuple[int, int]:
         img = self._decode(data)
@@ -141,19 +149,8 @@ class PilBackend(JpegBackend):
 
         self._image = Image
 
-    @staticmethod
-    def header_shape(data: bytes) -> tuple[int, int]:
-        from PIL import Image
-
-        try:
-            with Image.open(io.BytesIO(data)) as img:
-                w, h = img.size
-        except Exception as exc:  # PIL raises several types for garbage input
-            raise ValueError(f"unreadable JPEG header ({exc})") from exc
-        return h, w
-
     def shape(self, data: bytes) -> tuple[int, int]:
-        return self.header_shape(data)
+        return header_shape(data)
 
     def decode_into(self, data: bytes, out: np.ndarray) -> None:
         try:

@@ -32,6 +32,7 @@ Edge cases (documented deviations are marked *):
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 _GRAY_WEIGHTS = (0.2989, 0.587, 0.114)
 
@@ -93,3 +94,17 @@ def difference_image(expanded: np.ndarray, keep: np.ndarray) -> np.ndarray:
     out = np.empty(value.shape + (3,), dtype=np.uint8)
     out[...] = value[..., None]
     return out
+
+
+def difference_image_torch(expanded: torch.Tensor, keep: np.ndarray) -> torch.Tensor:
+    """:func:`difference_image` on a ``(T'', H, W, 3)`` uint8 tensor (any device; bit-exact on CPU)."""
+    t2 = expanded.shape[0]
+    if t2 < 2:
+        raise ValueError("time difference: the expanded clip needs at least two frames")
+    first = torch.as_tensor(np.minimum(np.flatnonzero(keep), t2 - 2), device=expanded.device)
+    rgb = expanded.to(torch.float32)
+    wr, wg, wb = _GRAY_WEIGHTS
+    gray = (wr * rgb[..., 0] + wg * rgb[..., 1] + wb * rgb[..., 2]).to(torch.uint8).to(torch.float32)
+    diff = gray[first] - gray[first + 1]
+    value = torch.round((diff + 255.0) / 2.0).clamp_(0, 255).to(torch.uint8)
+    return value[..., None].expand(*value.shape, 3).contiguous()
