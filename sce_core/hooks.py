@@ -77,7 +77,9 @@ class SCEHookSpecs:
         """Return ``{name: protocol}`` for ``sce evaluate NAME CONFIG``.
 
         A protocol is called with the prepared run (:class:`sce_core.runner.RunSetup`, whose
-        ``fit()`` trains with the run's stop handling) and returns the results to report.
+        ``fit()`` trains with the run's stop handling and ``test()`` tests) and returns the
+        results to report; a record ``{"metrics": {name: value}, "pretrained": ..., "dataset":
+        ..., "split_id": ...}`` is written to ``<run>/results.json`` for ``sce results``.
         """
 
     @hookspec

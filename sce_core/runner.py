@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -267,6 +267,12 @@ class RunSetup(NamedTuple):
         kwargs.setdefault("ckpt_path", str(self.resume_from) if self.resume_from else None)
         _fit(self, **kwargs)
 
+    def test(self, **kwargs: Any) -> list[dict[str, float]]:
+        """``trainer.test`` of the run's model and datamodule (ranks it launches join this run)."""
+        kwargs.setdefault("verbose", False)  # the protocol reports its results
+        with _ranks_use(self):
+            return self.trainer.test(self.model, datamodule=self.datamodule, weights_only=True, **kwargs)
+
 
 def _build_checked(plain: dict[str, Any]) -> tuple[Any, Any]:
     """The datamodule and the model, with the kind contracts' run-start checks passed."""
@@ -439,6 +445,8 @@ def evaluate(protocol: str, config: str | Path, overrides: Sequence[str] = (),
     """Run evaluation ``protocol`` (declared by a plugin) on a prepared run; its results.
 
     The protocol receives the :class:`RunSetup`; a stop signal is handled as in pretraining.
+    A protocol that returns a record ``{"metrics": {...}, ...}`` has it written, with the
+    protocol's name, to ``<run>/results.json`` (what ``sce results`` reads).
     """
     from sce_core.stop import StopRequest
 
@@ -448,5 +456,23 @@ def evaluate(protocol: str, config: str | Path, overrides: Sequence[str] = (),
         run = setup_run(config, overrides, code_files, stop=stop)
         results = run_protocol(run)
     if run.trainer.global_rank == 0:
-        print(f"sce: {protocol} evaluation results {results} (run folder {run.run_dir.resolve()})")
+        if isinstance(results, Mapping) and "metrics" in results:
+            path = write_results(run.run_dir, protocol, results)
+            shown = "  ".join(f"{k} {v:.4f}" for k, v in results["metrics"].items())
+            print(f"sce: {protocol} results: {shown} (saved to {path})")
+        else:
+            print(f"sce: {protocol} evaluation results {results} (run folder {run.run_dir.resolve()})")
     return results
+
+
+RESULTS_FILE = "results.json"
+
+
+def write_results(run_dir: Path, protocol: str, results: Mapping[str, Any]) -> Path:
+    """``<run>/results.json``: ``{"protocol": ..., **results}`` (a protocol's record), atomically."""
+    import json
+
+    from sce_core.outputs import atomic_write_text
+
+    record = {"protocol": protocol, **results}
+    return atomic_write_text(run_dir / RESULTS_FILE, json.dumps(record, indent=1) + "\n")

@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 from lightning.pytorch import Trainer
-from sce_builtins.evaluation.features import aggregate_by_video, reduce_by_id
 from sce_builtins.evaluation.knn import knn_accuracy, knn_scores
 from sce_builtins.evaluation.linear_eval import LinearClassifierEvaluation
+from sce_builtins.evaluation.views import ViewRows
 from sce_builtins.optim.factory import optimizer_factory
 from torch import nn
 from torch.utils.data import DataLoader
@@ -48,16 +48,22 @@ def test_knn_accuracy_skips_unlabelled_queries_and_clips_k():
         knn_scores(query, BANK, BANK_LABELS, k=0)
 
 
-def test_reduce_and_aggregate_by_video():
-    values = torch.tensor([[1.0, 0.0], [5.0, 5.0], [3.0, 2.0], [0.0, 1.0]])
-    idx = torch.tensor([7, 2, 7, 2])
-    mean, ids = aggregate_by_video(values, idx)
-    assert ids.tolist() == [7, 2]  # first-seen order
-    assert mean.tolist() == [[2.0, 1.0], [2.5, 3.0]]
-    best, ids = aggregate_by_video(values, idx, "max")
-    assert best.tolist() == [[3.0, 2.0], [5.0, 5.0]]
-    sums, ids = reduce_by_id(values, idx, "sum")
-    assert ids.tolist() == [2, 7] and sums.tolist() == [[5.0, 6.0], [4.0, 2.0]]
+def test_view_rows_combine_the_views_of_each_video_once():
+    rows = ViewRows()
+    # video 7: views (1, 0) and (3, 2); video 2: views (5, 5) and (0, 1), in two batches
+    rows.add(torch.tensor([[1.0, 0.0], [5.0, 5.0], [3.0, 2.0]]),
+             {"idx": [7, 2, 7], "label": [1, 0, 1], "clip_index": [0, 0, 1], "aug_index": [0, 0, 0]})
+    rows.add(torch.tensor([[0.0, 1.0], [5.0, 5.0]]),  # the second row repeats view (2, 0, 0): padding
+             {"idx": [2, 2], "label": [0, 0], "clip_index": [1, 0], "aug_index": [0, 0]})
+    mean, labels, ids = rows.videos()
+    assert ids.tolist() == [2, 7] and labels.tolist() == [0, 1]  # sorted by video id
+    assert mean.tolist() == [[2.5, 3.0], [2.0, 1.0]]
+    best, _, _ = rows.videos("max")
+    assert best.tolist() == [[5.0, 5.0], [3.0, 2.0]]
+    unkeyed = ViewRows()  # batches without view indices: rows are the views in the order seen
+    unkeyed.add(torch.tensor([[1.0], [2.0]]), {"idx": [4, 4], "label": [3, 3]})
+    unkeyed.add(torch.tensor([[6.0]]), {"idx": [4], "label": [3]})
+    assert unkeyed.videos()[0].tolist() == [[3.0]]
 
 
 class FeatureTrunk(nn.Module):
@@ -154,12 +160,15 @@ EVAL_CONFIGS = sorted(name for name in shipped_configs() if name.startswith("eva
 
 def test_shipped_eval_configs_exist():
     assert {"eval/linear_r3d18_kinetics200", "eval/linear_r3d18_ucf101", "eval/linear_r3d18_hmdb51",
-            "eval/knn_r3d18_ucf101"} <= set(EVAL_CONFIGS)
+            "eval/knn_r3d18_ucf101", "eval/finetune_r3d18_ucf101", "eval/finetune_r3d18_hmdb51",
+            "eval/retrieval_r3d18_ucf101", "eval/retrieval_r3d18_hmdb51", "eval/finetune_demo",
+            "eval/retrieval_demo"} <= set(EVAL_CONFIGS)
 
 
 @pytest.mark.parametrize("name", EVAL_CONFIGS)
 def test_shipped_eval_config_is_valid_with_its_mandatory_values(name):
     missing = {issue.path for issue in validate_config(load_config(name))}
-    assert missing == {"dir.data", "model.trunk.pretrained"}
+    demo = name.endswith("_demo")  # the demo's data is generated in the cache
+    assert missing == ({"model.trunk.pretrained"} if demo else {"dir.data", "model.trunk.pretrained"})
     cfg = load_config(name, ["dir.data=/x", "model.trunk.pretrained=/y.pt"])
     assert validate_config(cfg) == []

@@ -7,8 +7,6 @@
   applies and the datamodule itself is not modified.
 * :func:`extract_features` runs trunks in eval mode without gradients, averages the clips of a
   video and gathers every rank's rows (no per-rank files: docs/reference.md §9.19).
-* :func:`aggregate_by_video` averages per-clip predictions of the same video
-  (docs/reference.md §6.5).
 """
 
 from __future__ import annotations
@@ -19,11 +17,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from sce_builtins.data.collate import resolve_collate
+from sce_builtins.evaluation.ranks import gather_rows, world_info
+from sce_builtins.evaluation.views import ViewRows
+
+__all__ = ["FeatureSet", "check_split_spec", "extract_features", "gather_rows", "split_datamodule",
+           "split_loader", "world_info"]
 
 SPEC_KEYS = frozenset({"split", "clip_sampler", "transform", "batch_size", "num_workers", "dataset"})
 
@@ -119,65 +121,6 @@ def split_loader(datamodule: Any, spec: Mapping[str, Any], owner: str, shard: bo
     )
 
 
-def world_info() -> tuple[int, int]:
-    """``(world_size, rank)`` of the initialised process group, else ``(1, 0)``."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size(), dist.get_rank()
-    return 1, 0
-
-
-def gather_rows(tensor: Tensor) -> Tensor:
-    """Concatenate every rank's ``tensor`` along dim 0 (row counts may differ); identity alone."""
-    world, _ = world_info()
-    if world == 1:
-        return tensor
-    size = torch.tensor([tensor.shape[0]], device=tensor.device)
-    sizes = [torch.zeros_like(size) for _ in range(world)]
-    dist.all_gather(sizes, size)
-    longest = int(max(s.item() for s in sizes))
-    padded = tensor.new_zeros((longest, *tensor.shape[1:]))
-    padded[: tensor.shape[0]] = tensor
-    parts = [torch.zeros_like(padded) for _ in range(world)]
-    dist.all_gather(parts, padded)
-    return torch.cat([p[: int(s.item())] for p, s in zip(parts, sizes)])
-
-
-def reduce_by_id(values: Tensor, idx: Tensor, op: str = "sum") -> tuple[Tensor, Tensor]:
-    """Rows with the same id combined by ``sum`` or ``amax``: ``(reduced, ids)`` sorted by id."""
-    if op not in ("sum", "amax"):
-        raise ValueError(f"reduce_by_id: op must be 'sum' or 'amax', got {op!r}")
-    ids, inverse = torch.unique(idx, return_inverse=True)
-    index = inverse.view(-1, *([1] * (values.dim() - 1))).expand_as(values)
-    out = values.new_zeros((ids.shape[0], *values.shape[1:]))
-    out.scatter_reduce_(0, index, values, reduce=op, include_self=False)
-    return out, ids
-
-
-def aggregate_by_video(values: Tensor, idx: Tensor, reduction: str = "mean") -> tuple[Tensor, Tensor]:
-    """Rows of the same video id averaged (or max-ed): ``(videos, ids)`` in first-seen order.
-
-    Args:
-        values: ``(N, ...)`` per-clip values (e.g. softmax probabilities or features).
-        idx: ``(N,)`` video id of each row (the batch's ``idx``).
-        reduction: ``mean`` (docs/reference.md §6.5 ``same_avg``) or ``max`` (``same_max``).
-    """
-    if reduction not in ("mean", "max"):
-        raise ValueError(f"aggregate_by_video: reduction must be 'mean' or 'max', got {reduction!r}")
-    ids, inverse = torch.unique(idx, return_inverse=True)
-    first = torch.full((ids.shape[0],), idx.shape[0], dtype=torch.long, device=idx.device)
-    first.scatter_reduce_(0, inverse, torch.arange(idx.shape[0], device=idx.device), reduce="amin")
-    order = torch.argsort(first)
-    shape = (ids.shape[0], *values.shape[1:])
-    index = inverse.view(-1, *([1] * (values.dim() - 1))).expand_as(values)
-    if reduction == "mean":
-        out = values.new_zeros(shape).scatter_add_(0, index, values)
-        counts = torch.bincount(inverse, minlength=ids.shape[0]).to(values.dtype)
-        out = out / counts.view(-1, *([1] * (values.dim() - 1)))
-    else:
-        out = values.new_full(shape, float("-inf")).scatter_reduce_(0, index, values, reduce="amax")
-    return out[order], ids[order]
-
-
 @dataclass
 class FeatureSet:
     """Per-video features of one or more trunks with their labels and video ids."""
@@ -207,14 +150,13 @@ def extract_features(
 
     Each batch ``{"input", "label", "idx"}`` is moved to ``device``, passed through
     ``batch_transform`` (e.g. ``div_255_normalize``; uint8 left over becomes ``[0, 1]``), then
-    through every trunk; the first view is used when ``input`` is a list. Clips of the same
-    video (multi-clip samplers) are averaged. Rows are gathered from every rank when ``gather``.
+    through every trunk; the first view is used when ``input`` is a list. The views of a video
+    are averaged (:class:`~sce_builtins.evaluation.views.ViewRows`: exact on any number of
+    ranks); rows are gathered from every rank when ``gather`` and sorted by video id.
     Training flags of the trunks are restored afterwards.
     """
     modes = {name: trunk.training for name, trunk in trunks.items()}
-    feats: dict[str, list[Tensor]] = {name: [] for name in trunks}
-    labels: list[Tensor] = []
-    ids: list[Tensor] = []
+    rows = {name: ViewRows() for name in trunks}
     try:
         for trunk in trunks.values():
             trunk.eval()
@@ -223,38 +165,14 @@ def extract_features(
             if batch_transform is not None:
                 x = _views(batch_transform(x))
             x = _as_float(x)
-            idx = torch.as_tensor(batch["idx"]).to(device)
-            label = torch.as_tensor(batch["label"]).to(device)
             for name, trunk in trunks.items():
-                feats[name].append(trunk(x).float().flatten(1))
-            labels.append(label)
-            ids.append(idx)
+                rows[name].add(trunk(x).float().flatten(1), batch)
     finally:
         for name, trunk in trunks.items():
             trunk.train(modes[name])
-    if not ids:
+    if not any(len(r) for r in rows.values()):
         raise ValueError("extract_features: the loader yielded no batches")
-    idx_all = torch.cat(ids)
-    label_all = torch.cat(labels)
-    video_labels, video_ids = aggregate_by_video(label_all.float()[:, None], idx_all)
-    out = {}
-    for name, rows in feats.items():
-        video_feats, _ = aggregate_by_video(torch.cat(rows), idx_all)
-        out[name] = gather_rows(video_feats) if gather else video_feats
-    video_labels = video_labels[:, 0].round().long()
-    if gather:
-        video_labels, video_ids = gather_rows(video_labels), gather_rows(video_ids)
-        # DistributedSampler pads with repeated videos: keep one row per id.
-        _, keep = _first_occurrence(video_ids)
-        out = {n: f[keep] for n, f in out.items()}
-        video_labels, video_ids = video_labels[keep], video_ids[keep]
-    return FeatureSet(features=out, labels=video_labels, idx=video_ids)
-
-
-def _first_occurrence(ids: Tensor) -> tuple[Tensor, Tensor]:
-    """Unique ids and the position of their first occurrence (sorted by position)."""
-    uniq, inverse = torch.unique(ids, return_inverse=True)
-    first = torch.full((uniq.shape[0],), ids.shape[0], dtype=torch.long, device=ids.device)
-    first.scatter_reduce_(0, inverse, torch.arange(ids.shape[0], device=ids.device), reduce="amin")
-    first = first.sort().values
-    return ids[first], first
+    out, labels, ids = {}, None, None
+    for name, view_rows in rows.items():
+        out[name], labels, ids = view_rows.videos("mean", gather=gather)
+    return FeatureSet(features=out, labels=labels, idx=ids)

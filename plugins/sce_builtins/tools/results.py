@@ -1,0 +1,119 @@
+"""``sce results DIR... [--markdown]``: the ``results.json`` of evaluation runs as one table
+(a command of the built-ins, declared in ``sce.commands``).
+
+Rows are the pretrained checkpoints (``from scratch`` for a randomly initialised trunk), columns
+``protocol/dataset`` (with ``-split`` when the dataset has official splits) and metric, values
+in percent as papers print them. When two runs fill the same cell the newest file is shown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+RESULTS_FILE = "results.json"
+SCRATCH = "from scratch"
+
+
+def find_results(folders: Iterable[Path]) -> list[Path]:
+    """Every ``results.json`` under ``folders`` (recursively), oldest first."""
+    from sce_core.errors import SCEError
+
+    found = []
+    for folder in folders:
+        if not folder.exists():
+            raise SCEError(f"sce results: '{folder}' does not exist; give run folders or a folder above them")
+        found += [folder] if folder.is_file() else sorted(folder.rglob(RESULTS_FILE))
+    return sorted(set(found), key=lambda p: (p.stat().st_mtime, str(p)))
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    """One results record; a one-line error naming the file if it is not one."""
+    from sce_core.errors import SCEError
+
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SCEError(f"sce results: cannot read {path}: {exc}; remove it or re-run the evaluation") from exc
+    if not isinstance(record, dict) or not isinstance(record.get("metrics"), dict) or "protocol" not in record:
+        raise SCEError(f"sce results: {path} is not an `sce evaluate` record (needs protocol and metrics)")
+    return record
+
+
+def row_name(pretrained: str | None) -> str:
+    """The checkpoint as shown: relative to the current folder when inside it."""
+    if not pretrained:
+        return SCRATCH
+    try:
+        return os.path.relpath(pretrained) if not os.path.relpath(pretrained).startswith("..") else pretrained
+    except ValueError:
+        return pretrained
+
+
+def column_name(record: dict[str, Any], metric: str) -> str:
+    """``protocol/dataset[-split] metric``."""
+    dataset = str(record.get("dataset"))
+    if record.get("split_id") is not None:
+        dataset += f"-{record['split_id']}"
+    return f"{record['protocol']}/{dataset} {metric}"
+
+
+def results_table(records: Iterable[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """``(header, rows)``: one row per checkpoint, one column per protocol/dataset and metric."""
+    cells: dict[tuple[str, str], float] = {}
+    rows: list[str] = []
+    columns: list[str] = []
+    for record in records:
+        row = row_name(record.get("pretrained"))
+        rows += [row] if row not in rows else []
+        for metric, value in record["metrics"].items():
+            column = column_name(record, metric)
+            columns += [column] if column not in columns else []
+            cells[row, column] = float(value)
+    columns.sort(key=lambda c: (c.split(" ")[0], _metric_order(c.split(" ", 1)[1])))
+    rows.sort(key=lambda r: (r == SCRATCH, r))
+    body = [[r, *(f"{100 * cells[r, c]:.1f}" if (r, c) in cells else "-" for c in columns)] for r in rows]
+    return ["pretrained", *columns], body
+
+
+def _metric_order(metric: str) -> tuple[int, str]:
+    digits = "".join(ch for ch in metric if ch.isdigit())
+    return (int(digits) if digits else 0, metric)
+
+
+def format_table(header: list[str], rows: list[list[str]], markdown: bool = False) -> str:
+    """Aligned text columns, or a markdown table."""
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+    widths = [max(len(line[i]) for line in [header, *rows]) for i in range(len(header))]
+    def fmt(line: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths)))
+    return "\n".join(fmt(line).rstrip() for line in [header, *rows])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``sce results`` argument parser."""
+    parser = argparse.ArgumentParser(prog="sce results",
+                                     description="The results of evaluation runs as one table (%).")
+    parser.add_argument("folders", nargs="+", type=Path, help="run folders, or folders above them")
+    parser.add_argument("--markdown", action="store_true", help="print a markdown table")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``sce results ARGS``."""
+    from sce_core.errors import SCEError
+
+    args = build_parser().parse_args(argv)
+    paths = find_results(args.folders)
+    if not paths:
+        raise SCEError(f"sce results: no {RESULTS_FILE} under {', '.join(map(str, args.folders))}; "
+                       f"`sce evaluate PROTOCOL CONFIG` writes one into its run folder")
+    header, rows = results_table(read_record(p) for p in paths)
+    print(format_table(header, rows, args.markdown))
+    return 0
