@@ -13,7 +13,6 @@ import pytest
 from PIL import Image
 from sce_builtins.tools.bench import bound_line
 from sce_builtins.tools.bench_step import input_shape, local_batch, peak_tflops
-
 from tiny_demo import TINY, sce
 
 RECIPE = "pretrain_r3d18_sce_kinetics200"

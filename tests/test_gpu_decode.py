@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from sce_builtins.data.clip_samplers import RandomClipSampler, RandomMultiClipSampler
 from sce_builtins.data.collate import default_collate_fn
 from sce_builtins.data.dataset import VideoDataset
 from sce_builtins.data.decoders.errors import VideoDecodeError
 from sce_builtins.data.decoders.frame import FrameDecoder
 from sce_builtins.data.decoders.time_difference import difference_image, difference_image_torch
 from sce_builtins.data.deferred import DeferredBatch, DeferredClip
-from sce_builtins.data.clip_samplers import RandomClipSampler, RandomMultiClipSampler
 from sce_builtins.data.types import ClipWindow, VideoRecord
 from sce_builtins.transforms.cpu_video import RandomResizedCrop
 from sce_builtins.transforms.presets import scale_center_crop

@@ -161,7 +161,12 @@ def _shape(text: str) -> tuple[int, int, int]:
 
 def run_step(args: argparse.Namespace) -> int:
     """``sce bench step``."""
-    from sce_builtins.tools.bench_step import configured_devices, input_shape, local_batch, measure_step
+    from sce_builtins.tools.bench_step import (
+        configured_devices,
+        input_shape,
+        local_batch,
+        measure_step,
+    )
     from sce_core.building import build_parts
 
     if args.steps < 1 or args.warmup < 0:
