@@ -11,7 +11,8 @@ GPU batch transforms (``gpu``, ``blur``) run after device transfer on ``(B, C, T
 batches, backed by torchaug 0.3.3: ``apply_transforms_on_list``, ``batch_video_wrapper``,
 ``div_255``, ``batch_random_color_jitter``, ``batch_random_grayscale``,
 ``batch_random_gaussian_blur`` (separable by default), ``batch_random_solarize``,
-``batch_random_horizontal_flip``, ``normalize``.
+``batch_random_horizontal_flip``, ``normalize``. ``batch_random_color_jitter`` is our own
+batched version (``color_jitter``): torchaug's distribution in a fixed number of ops.
 
 Validation presets (``presets``): ``div_255_normalize`` (GPU) and ``scale_center_crop`` (CPU).
 

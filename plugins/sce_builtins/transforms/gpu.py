@@ -6,7 +6,8 @@ They act on video batches after device transfer: ``(B, C, T, H, W)`` tensors (``
 Random-application rule of every ``batch_random_*`` transform (torchaug's): exactly
 ``p * B`` samples (floor/ceil with the fractional probability; one sample with probability
 ``p`` when ``p * B < 1``) chosen by a random permutation. Randomness comes from torch's RNG
-on the batch's device.
+on the batch's device. ``batch_random_color_jitter`` is our own batched implementation
+(``color_jitter``), re-exported here.
 
 uint8 batches work: ``div_255`` first converts them to float in ``[0, 1]``.
 """
@@ -19,6 +20,7 @@ from torch import nn
 from torchaug import batch_transforms as tab
 from torchaug import transforms as ta
 
+from sce_builtins.transforms.color_jitter import BatchRandomColorJitter  # noqa: F401 (entry point)
 from sce_core.slots import ComponentList
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64,
@@ -188,47 +190,6 @@ class Normalize(ta.Normalize):
             raise ValueError("normalize: mean and std must be numbers or lists of numbers, std non-zero.")
         super().__init__(mean=mean_t, std=std_t, cast_dtype=_dtype("normalize", cast_dtype),
                          inplace=inplace, value_check=value_check)
-
-
-class BatchRandomColorJitter(tab.BatchRandomColorJitter):
-    """Random brightness, contrast, saturation and hue per sample, in a random op order
-    (torchaug ``BatchRandomColorJitter``; float input in ``[0, 1]``).
-
-    A factor ``f`` means the range ``[max(0, 1 - f), 1 + f]`` (hue ``f``: ``[-f, f]``); a pair
-    gives the range directly; 0 disables the op.
-
-    Args:
-        brightness: brightness jitter.
-        contrast: contrast jitter.
-        saturation: saturation jitter.
-        hue: hue jitter, at most 0.5.
-        p: fraction of the batch to jitter.
-        num_rand_calls: number of op-order groups (-1: up to 24, torchaug's default).
-        inplace: write into the input batch.
-        value_check: check parameter values (may synchronise the device).
-    """
-
-    def __init__(
-        self,
-        brightness: float | Sequence[float] = 0.0,
-        contrast: float | Sequence[float] = 0.0,
-        saturation: float | Sequence[float] = 0.0,
-        hue: float | Sequence[float] = 0.0,
-        p: float = 0.5,
-        num_rand_calls: int = -1,
-        inplace: bool = False,
-        value_check: bool = False,
-    ) -> None:
-        def arg(v: float | Sequence[float]) -> float | tuple[float, ...]:
-            return float(v) if isinstance(v, (int, float)) else tuple(float(x) for x in v)
-
-        try:
-            super().__init__(brightness=arg(brightness), contrast=arg(contrast),
-                             saturation=arg(saturation), hue=arg(hue), p=p,
-                             num_rand_calls=num_rand_calls, inplace=inplace,
-                             value_check=value_check)
-        except (ValueError, TypeError) as exc:
-            raise ValueError(f"batch_random_color_jitter: {exc}") from None
 
 
 class BatchRandomGrayscale(tab.BatchRandomGrayscale):
