@@ -18,7 +18,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["bound_line", "main"]
+from sce_core.errors import SCEError
+
+__all__ = ["BenchError", "bound_line", "main"]
+
+
+class BenchError(SCEError, ValueError):
+    """A usage or config problem of ``sce bench`` (printed as one line, no traceback)."""
 
 # Lightning's remarks on the bench's own set-up (a datamodule without validation, the model's
 # batch hook), not on the user's config.
@@ -31,12 +37,13 @@ BENCH_NOISE = (
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise ValueError(f"{self.prog}: {message}")
+        raise BenchError(f"{self.prog}: {message}")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``sce bench`` argument parser."""
-    parser = _Parser(prog="sce bench", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="sce bench", description="What bounds a run: the train loader (data) "
+                     "or the training step (step). Run both for the workers a device needs.")
     sub = parser.add_subparsers(dest="what", metavar="{data,step}", parser_class=_Parser)
     data = sub.add_parser("data", help="the train loader: clips/s per worker and in total, "
                                        "decode vs crop vs collate time, bad samples")
@@ -122,7 +129,7 @@ def run_data(args: argparse.Namespace) -> int:
     from sce_core.building import build_parts
 
     if args.batches < 1:
-        raise ValueError("sce bench data: --batches must be >= 1")
+        raise BenchError("sce bench data: --batches must be >= 1")
     config, plain = _setup(args)
     datamodule, _parts = build_parts("datamodules", plain["datamodule"], path="datamodule")
     datamodule.prepare_data()
@@ -155,12 +162,15 @@ def _shape(text: str) -> tuple[int, int, int]:
     try:
         t, h, w = (int(v) for v in text.split(","))
     except ValueError:
-        raise ValueError(f"sce bench step: --input-shape must be T,H,W (three integers), got {text!r}") from None
+        raise BenchError(f"sce bench step: --input-shape must be T,H,W (three integers), got {text!r}") from None
     return t, h, w
 
 
 def run_step(args: argparse.Namespace) -> int:
     """``sce bench step``."""
+    if args.steps < 1 or args.warmup < 0:
+        raise BenchError("sce bench step: --steps must be >= 1 and --warmup >= 0")
+    shape = _shape(args.input_shape) if args.input_shape else None
     from sce_builtins.tools.bench_step import (
         configured_devices,
         input_shape,
@@ -169,10 +179,8 @@ def run_step(args: argparse.Namespace) -> int:
     )
     from sce_core.building import build_parts
 
-    if args.steps < 1 or args.warmup < 0:
-        raise ValueError("sce bench step: --steps must be >= 1 and --warmup >= 0")
     config, plain = _setup(args)
-    t, h, w = _shape(args.input_shape) if args.input_shape else input_shape(plain)
+    t, h, w = shape or input_shape(plain)
     batch = args.batch_size or local_batch(plain, configured_devices(plain.get("trainer") or {}))
     model, _parts = build_parts("models", plain["model"], path="model")
     clip_sampler = ((plain.get("datamodule") or {}).get("train") or {}).get("clip_sampler") or {}
@@ -201,7 +209,7 @@ def run_step(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``sce bench`` (usage errors and failures are one-line ``ValueError`` s)."""
+    """Entry point of ``sce bench`` (usage and config problems are one-line :class:`BenchError` s)."""
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     if args.what is None:
         build_parser().print_help()

@@ -24,6 +24,7 @@ import torch
 
 from sce_builtins.data.deferred import DeferredBatch
 from sce_builtins.data.health import BAD_DATA_KEY
+from sce_builtins.tools.bench import BenchError
 
 
 @dataclass
@@ -109,7 +110,7 @@ def measure_loader(datamodule: Any, batches: int, progress: Callable[[], None]) 
     loader = datamodule.train_dataloader()
     dataset = loader.dataset
     if len(loader) < 2:
-        raise ValueError(f"sce bench data: the train loader yields {len(loader)} batch(es); "
+        raise BenchError(f"sce bench data: the train loader yields {len(loader)} batch(es); "
                          "it needs at least 2 (a smaller global_batch_size?)")
     batches = min(batches, len(loader) - 1)
     iterator = iter(loader)

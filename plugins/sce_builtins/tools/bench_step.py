@@ -24,6 +24,8 @@ from typing import Any
 import torch
 from lightning.pytorch import Callback, LightningDataModule
 
+from sce_builtins.tools.bench import BenchError
+
 # Dense bf16 tensor-core peaks (TFLOP/s) from NVIDIA's datasheets, matched on the device name.
 BF16_PEAK_TFLOPS: tuple[tuple[str, float], ...] = (
     ("H100 PCIe", 756.0),
@@ -104,7 +106,7 @@ def input_shape(plain: Mapping[str, Any]) -> tuple[int, int, int]:
     frames = (decoder_args.get("frame_filter") or {}).get("num_samples")
     size = _crop_size(train.get("transform"))
     if not isinstance(frames, int) or size is None:
-        raise ValueError("sce bench step: cannot read the clip shape from the config (frame_filter."
+        raise BenchError("sce bench step: cannot read the clip shape from the config (frame_filter."
                          "num_samples and the train transform's output size); pass --input-shape T,H,W")
     return frames, size[0], size[1]
 
@@ -114,7 +116,7 @@ def local_batch(plain: Mapping[str, Any], devices: int) -> int:
     train = (plain.get("datamodule") or {}).get("train") or {}
     size = train.get("global_batch_size")
     if not isinstance(size, int) or size < 1:
-        raise ValueError("sce bench step: datamodule.train.global_batch_size is not set; pass --batch-size")
+        raise BenchError("sce bench step: datamodule.train.global_batch_size is not set; pass --batch-size")
     return max(size // max(devices, 1), 1)
 
 
