@@ -26,7 +26,9 @@ each step; medians are reported with the ratio eztorch / ours. Also in the same 
     ``FlopCounterMode``) per second and, on a GPU listed in ``sce bench``'s table, the fraction
     of the bf16 dense peak.
 
-Usage (recipe size on a GPU; the test suite runs a reduced CPU size so this does not rot)::
+The defaults are the recipe's sizes on CUDA (a local batch of 64 samples: 512 over 8 GPUs) and
+a reduced size on the CPU (2 samples of 4x64x64, queue 4096); the test suite runs a smaller one
+still so the script does not rot. Usage::
 
     python benchmarks/gpu_step.py [--batch 64] [--frames 8] [--size 224] [--steps 10]
         [--warmup 3] [--device cuda|cpu] [--precision 16|bf16|32] [--compile] [--queue 32768]
@@ -251,12 +253,13 @@ def _median_ms(values: list[float]) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=64, help="per-device samples (2 views each)")
-    parser.add_argument("--frames", type=int, default=8)
-    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--batch", type=int, help="per-device samples, 2 views each "
+                        "(default 64 on CUDA, 2 on CPU)")
+    parser.add_argument("--frames", type=int, help="default 8 on CUDA, 4 on CPU")
+    parser.add_argument("--size", type=int, help="default 224 on CUDA, 64 on CPU")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--queue", type=int, default=32768)
+    parser.add_argument("--queue", type=int, help="default 32768 on CUDA, 4096 on CPU")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--precision", choices=["16", "bf16", "32"], default=None,
                         help="default: the recipe's (16) on CUDA, 32 on CPU")
@@ -266,6 +269,11 @@ def main(argv: list[str] | None = None) -> int:
                         "this project's CPU it slowed the conv3d step)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args(argv)
+    cuda = args.device.startswith("cuda")
+    for name, (gpu, cpu) in {"batch": (64, 2), "frames": (8, 4), "size": (224, 64),
+                             "queue": (32768, 4096)}.items():
+        if getattr(args, name) is None:
+            setattr(args, name, gpu if cuda else cpu)
     if args.precision is None:
         recipe = sce_core.load_config(RECIPE, ["dir.data=/unused"]).trainer.precision
         args.precision = str(recipe) if args.device.startswith("cuda") else "32"

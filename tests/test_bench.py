@@ -69,6 +69,9 @@ def test_bound_line_says_what_to_do():
         "datamodule.train.loader.num_workers=4 (or decode_on: gpu for JPEG frames)")
     assert bound_line(600, 150, 5).endswith("5 configured: enough, the run is bound by the step")
     assert peak_tflops("NVIDIA H200") == 989.4 and peak_tflops("NVIDIA H100 PCIe") == 756.0
+    assert peak_tflops("NVIDIA H100 80GB HBM3") == 989.4  # SXM
+    assert peak_tflops("NVIDIA A100-SXM4-80GB") == 312.0
+    assert peak_tflops("NVIDIA L40S") == 362.1 and peak_tflops("NVIDIA L4") == 121.0
     assert peak_tflops("cpu") is None
 
 
