@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import Checkpoint
 
 from sce_core.checkpoint_files import remove_stale_temp_files
+from sce_core.host_sync import sum_over_ranks
 from sce_core.lightning_state import epoch_accumulators, merge_accumulators, restore_loader_position
 from sce_core.run_callbacks import gather_per_rank, own_rank
 from sce_core.stop import StopRequest
@@ -25,12 +25,8 @@ LAST = "last.ckpt"
 
 
 def _any_rank(trainer: Trainer, *flags: bool) -> list[bool]:
-    """Each flag OR-ed over all ranks (one collective; no communication on one process)."""
-    if trainer.world_size == 1 or not torch.distributed.is_initialized():
-        return list(flags)
-    values = torch.tensor([int(f) for f in flags], device=trainer.strategy.root_device)
-    torch.distributed.all_reduce(values, op=torch.distributed.ReduceOp.MAX)
-    return [bool(v) for v in values.tolist()]
+    """Each flag OR-ed over all ranks (one host-side collective; nothing on one process)."""
+    return [total > 0 for total in sum_over_ranks([int(f) for f in flags])]
 
 
 class RunCheckpoint(Checkpoint):

@@ -8,6 +8,7 @@ it is one line every ``every_steps`` steps or ``every_seconds`` seconds.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import time
@@ -121,7 +122,25 @@ class RunSummary(Callback):
 
 
 class Bar(TQDMProgressBar):
-    """Lightning's terminal bar without the logger version (``v_num``); ETA and clips/s stay."""
+    """Lightning's terminal bar without the logger version (``v_num``); ETA and clips/s stay.
+
+    It redraws at most every ``min_interval_s`` seconds (and at the end of each loop): every
+    redraw reads the logged values back from the device, a host synchronisation.
+    """
+
+    def __init__(self, min_interval_s: float = 0.5) -> None:
+        super().__init__()
+        self.min_interval_s = float(min_interval_s)
+        self._last_redraw = -math.inf
+
+    def _should_update(self, current: int, total: int) -> bool:
+        if not self.is_enabled:
+            return False
+        now = time.monotonic()
+        if current == total or now - self._last_redraw >= self.min_interval_s:
+            self._last_redraw = now
+            return True
+        return False
 
     def get_metrics(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, Any]:
         """The bar's metrics, ``v_num`` left out."""

@@ -52,9 +52,10 @@ def own_rank(trainer: Trainer, ranks: list[Any]) -> Any:
 class RNGStateCallback(Callback):
     """Saves every rank's Python, NumPy, torch and CUDA RNG states; restores each rank's own.
 
-    The states are captured where training can stop (after every training batch and at the
-    end of every epoch, after validation), so work done after training (reports, a final
-    save) does not shift them. A checkpoint holds the states of all ranks (gathered when it
+    The states are taken where training can stop: when a checkpoint is written during an epoch
+    (after a training batch), and at the end of every epoch (after validation, kept until the
+    next batch starts), so work done after training (reports, a final save) does not shift
+    them. Nothing is captured per step. A checkpoint holds the states of all ranks (gathered when it
     is written; every rank takes part in a save) and each rank restores its own at
     ``on_train_start`` (after Lightning's sanity check, which draws random numbers), so a
     resumed run continues the random streams of an uninterrupted one. A checkpoint written by
@@ -70,8 +71,8 @@ class RNGStateCallback(Callback):
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         self._trainer = trainer
 
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
-        self._captured = self.current_state()
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
+        self._captured = None  # a save during the epoch takes the states as they are then
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._captured = self.current_state()

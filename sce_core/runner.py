@@ -310,7 +310,7 @@ def setup_run(config: str | Path, overrides: Sequence[str] = (), code_files: Seq
         saved_process_count,
     )
     from sce_core.run_dir import release_run_dir
-    from sce_core.stop import LightningSignals, StopRequest
+    from sce_core.stop import StopRequest, replace_lightning_signals
 
     stop = stop if stop is not None else StopRequest()
     quiet_lightning()
@@ -340,7 +340,7 @@ def setup_run(config: str | Path, overrides: Sequence[str] = (), code_files: Seq
         processes = saved_process_count(saved)
         if processes is not None:
             check_process_count(processes, int(trainer.world_size))
-        trainer._signal_connector = LightningSignals(stop)
+        replace_lightning_signals(trainer, stop)
         if not _launched_rank():
             _save_run_config(resolved, run_dir)
             if resume_from is not None:

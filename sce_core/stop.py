@@ -2,8 +2,8 @@
 
 The first SIGTERM only sets a flag. Before training starts there is nothing to save, so the
 run stops at once (:class:`~sce_core.errors.RunInterrupted`). Once training runs, every rank
-checks the flag after each optimizer step in one collective (the flag of any rank stops all
-of them), the run checkpoint is written, and all ranks leave together. A second signal, more
+checks the flag after each optimizer step in one collective over a host (gloo) group, so the
+GPU is not synchronised (the flag of any rank stops all of them), the run checkpoint is written, and all ranks leave together. A second signal, more
 than a second after the first (launchers may deliver one signal twice), ends the process at
 once; the checkpoint on disk is then the previous complete one (writes are atomic).
 
@@ -83,6 +83,23 @@ class StopRequest:
             for sig, handler in self._previous.items():
                 signal.signal(sig, handler)
             self._previous = {}
+
+
+def replace_lightning_signals(trainer: Any, stop: StopRequest) -> None:
+    """Lightning's signal handling off: no handler of its own, no per-step broadcast.
+
+    Lightning broadcasts rank 0's SIGTERM flag through the training process group before every
+    step (a host-device round trip on GPUs); the run's checkpoint callback already agrees on
+    the flag over a host group, and every rank ends the fit at the same step.
+    """
+    trainer._signal_connector = LightningSignals(stop)
+    loop = getattr(getattr(trainer, "fit_loop", None), "epoch_loop", None)
+    if loop is not None and hasattr(loop, "_broadcast_sigterm_tensor"):
+        loop._broadcast_sigterm_tensor = _no_broadcast
+
+
+def _no_broadcast() -> None:
+    """Stands in for Lightning's per-step SIGTERM broadcast (see :func:`replace_lightning_signals`)."""
 
 
 class LightningSignals:

@@ -78,3 +78,12 @@ def test_the_demo_monitors_knn_every_4_epochs_and_the_readme_shows_its_pictures(
     pictures = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", readme.read_text())
     assert pictures == ["docs/images/demo_accuracy.png", "docs/images/demo_embedding.png"]
     assert all((readme.parent / p).read_bytes()[:4] == b"\x89PNG" for p in pictures)
+
+
+def test_the_terminal_bar_redraws_at_most_twice_a_second_and_at_the_end(monkeypatch):
+    from sce_core import console
+
+    clock = iter([0.0, 0.1, 0.2, 0.6, 0.7, 0.8])
+    monkeypatch.setattr(console.time, "monotonic", lambda: next(clock))
+    bar = console.Bar()
+    assert [bar._should_update(n, 6) for n in range(1, 7)] == [True, False, False, True, False, True]

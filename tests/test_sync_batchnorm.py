@@ -9,10 +9,10 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from sce_builtins.models.shuffle_bn import SplitBatchNorm3d, convert_to_split_batchnorm
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from sce_builtins.models.shuffle_bn import SplitBatchNorm3d, convert_to_split_batchnorm
 from sce_core.sync_batchnorm import GlobalBatchNorm, convert_to_global, convert_to_local
 
 SYNC_OPS = {"aten._local_scalar_dense.default", "aten.nonzero.default", "aten.masked_select.default"}

@@ -360,10 +360,26 @@ class VideoDataModule(LightningDataModule):
         return self._loader("test", train=False)
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Take the bad-sample events out of the batch and count them (may stop the run)."""
-        if isinstance(batch, dict) and BAD_DATA_KEY in batch:
-            events = batch.pop(BAD_DATA_KEY)
-            trainer = getattr(self, "trainer", None)
-            self.health.record(events, None if trainer is None else trainer.current_epoch)
+        """Take the bad-sample events out of the batch and count them (may stop the run: on
+        every rank at once, since the limit applies to the sum over ranks)."""
+        events = batch.pop(BAD_DATA_KEY) if isinstance(batch, dict) and BAD_DATA_KEY in batch else ()
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            self.health.record(events)
+            for split, epoch in {(e[0], e[1]) for e in events}:
+                self.health.check(split, epoch)
+            return batch
+        self.health.record(events, trainer.current_epoch)
+        self.health.check(_loop_split(trainer), trainer.current_epoch)
         return batch
 
+
+def _loop_split(trainer: Any) -> str:
+    """The split the trainer's running loop reads (the key every rank counts under)."""
+    if trainer.training:
+        return "train"
+    if trainer.testing:
+        return "test"
+    if trainer.predicting:
+        return "predict"
+    return "val"

@@ -5,7 +5,8 @@ batch: the dataset attaches a list of :class:`BadSample` events to the sample th
 failed one (key :data:`BAD_DATA_KEY`), the collate functions concatenate them into the batch,
 and the datamodule hands them to its :class:`DataHealth` in the main process (before the batch
 reaches the device), which counts them per split and epoch and raises
-:class:`BadDataLimitError` when an epoch's failures exceed ``max_bad_samples``.
+:class:`BadDataLimitError` when an epoch's failures exceed ``max_bad_samples``. With several
+processes the limit applies to the sum over ranks, and every rank raises at the same batch.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from sce_core.errors import SCEError
+from sce_core.host_sync import gather_objects, sum_over_ranks, world_size
 
 #: Batch / sample key holding the bad-sample events (removed before the batch reaches the model).
 BAD_DATA_KEY = "bad_data"
@@ -108,25 +110,41 @@ class DataHealth:
         return resolve_limit(self.max_bad_samples, self.sizes.get(split, 0))
 
     def record(self, events: Any, epoch: int | None = None) -> None:
-        """Count events (BadSample or plain tuples); raise when a split's epoch limit is exceeded.
+        """Count events (BadSample or plain tuples); ``epoch`` overrides the events' own epoch.
 
-        ``epoch`` overrides the events' own epoch (the trainer's epoch for validation).
+        Call :meth:`check` after recording a batch's events to enforce the limit.
         """
         for raw in events or ():
             event = BadSample(*raw)
             if epoch is not None:
                 event = event._replace(epoch=int(epoch))
             self.events.append(event)
-            key = (event.split, event.epoch)
-            self.counts[key] += 1
-            limit = self.limit(event.split)
-            if self.counts[key] > limit:
-                raise BadDataLimitError(
-                    f"data: {self.counts[key]} bad samples in split '{event.split}' epoch "
-                    f"{event.epoch} exceed max_bad_samples={self.max_bad_samples} "
-                    f"(limit {limit:g}); last: {event.reason} {event.path} ({event.message}); "
-                    "fix the data or raise datamodule.max_bad_samples."
-                )
+            self.counts[(event.split, event.epoch)] += 1
+
+    def check(self, split: str, epoch: int) -> None:
+        """Raise :class:`BadDataLimitError` when ``split``'s failures in ``epoch`` exceed the limit.
+
+        With several processes the counts of all ranks are summed (a collective over a host
+        group: every rank calls this once per batch), so every rank stops at the same batch
+        with the same message.
+        """
+        local = self.counts[(split, epoch)]
+        limit = self.limit(split)
+        distributed = world_size() > 1
+        if not distributed and local <= limit:
+            return
+        total = sum_over_ranks([local])[0] if distributed else local
+        if total <= limit:
+            return
+        mine = next((e for e in reversed(self.events) if (e.split, e.epoch) == (split, epoch)), None)
+        last = next((e for e in reversed(gather_objects(mine)) if e is not None), None) if distributed else mine
+        where = f"; last: {last.reason} {last.path} ({last.message})" if last is not None else ""
+        ranks = " over all ranks" if distributed else ""
+        raise BadDataLimitError(
+            f"data: {total} bad samples{ranks} in split '{split}' epoch {epoch} exceed "
+            f"max_bad_samples={self.max_bad_samples} (limit {limit:g}){where}; "
+            "fix the data or raise datamodule.max_bad_samples."
+        )
 
     def epoch_summary(self, split: str, epoch: int) -> dict[str, Any]:
         """Failures of one split and epoch: total, by reason and by path."""

@@ -22,7 +22,7 @@ Deliberate differences from the reference (each documented where it lives):
     micro-batch are enqueued together at the accumulation boundary, as the reference does);
     no clone of the queue is taken: the queue is written only after backward;
   * augmentation randomness differs per rank: on fit start, with several processes, each rank
-    seeds its device RNG with ``base_seed + global_rank`` (``base_seed`` = Lightning's
+    seeds its CPU and device RNGs with ``base_seed + global_rank`` (``base_seed`` = Lightning's
     ``PL_GLOBAL_SEED`` when set, else ``torch.initial_seed()``); turn off with
     ``per_rank_seed: false``. Data-side shuffling and worker seeding belong to the datamodule;
   * shuffle-BN simulates devices for BN1d/2d/3d (see ``shuffle_bn.py``) and returns ``h`` in
@@ -68,9 +68,11 @@ from sce_builtins.models.momentum import (
 from sce_builtins.models.queue import FeatureQueue
 from sce_builtins.models.sce_options import (
     DEFAULT_CROPS,
+    DEFAULT_PERFORMANCE,
     DEFAULT_SCHEDULES,
     DEFAULT_SHUFFLE_BN,
     CropOptions,
+    PerformanceOptions,
     QueueOptions,
     Schedules,
     ShuffleBNOptions,
@@ -195,8 +197,13 @@ class SCEModel(LightningModule):
             ``num_devices`` (-1: from the trainer): informative only, the trainer's world size
             is used at fit start; ``simulate_n_devices`` (8): on one device, the number of
             simulated devices whose BatchNorm statistics are computed separately.
-        per_rank_seed: with several processes, seed each rank's device RNG with
+        per_rank_seed: with several processes, seed each rank's CPU and device RNGs with
             ``base_seed + global_rank`` at fit start so augmentations differ per rank.
+        performance: how the step runs (the numbers do not change beyond float rounding), keys
+            (defaults): ``channels_last`` (false): trunks and views in the channels-last 3-D
+            memory format; ``compile`` (false): ``torch.compile`` the online and target trunks
+            (state-dict keys unchanged) with ``compile_backend`` (inductor) and
+            ``compile_mode`` (null: torch's default).
     """
 
     def __init__(
@@ -220,8 +227,10 @@ class SCEModel(LightningModule):
         schedules: Schedules = DEFAULT_SCHEDULES,
         shuffle_bn: ShuffleBNOptions = DEFAULT_SHUFFLE_BN,
         per_rank_seed: bool = True,
+        performance: PerformanceOptions = DEFAULT_PERFORMANCE,
     ) -> None:
         super().__init__()
+        performance = with_defaults("performance", performance, DEFAULT_PERFORMANCE)
         crops = with_defaults("crops", crops, DEFAULT_CROPS)
         schedules = with_defaults("schedules", schedules, DEFAULT_SCHEDULES)
         shuffle_bn = with_defaults("shuffle_bn", shuffle_bn, DEFAULT_SHUFFLE_BN)
@@ -240,6 +249,8 @@ class SCEModel(LightningModule):
         self.momentum_trunk = make_target(trunk)
         self.momentum_projector = make_target(projector) if projector is not None else None
         self.queue = self._make_queue(queue)
+        if self.queue is not None:  # identical on every rank by construction: no DDP broadcast
+            self._ddp_params_and_buffers_to_ignore = ["queue.queue", "queue.ptr"]
         self.loss_fn = loss if loss is not None else SCELoss(
             coeff=coeff, temp=temp, temp_m=temp_m, use_keys=use_keys)
 
@@ -253,6 +264,8 @@ class SCEModel(LightningModule):
         self.mutual_pass = bool(crops["mutual_pass"])
         self.sym = bool(sym)
         self.per_rank_seed = bool(per_rank_seed)
+        self.performance = performance
+        self.memory_format = torch.channels_last_3d if performance["channels_last"] else torch.contiguous_format
         self.num_devices = int(shuffle_bn["num_devices"])
         self.shuffle_bn = bool(shuffle_bn["enabled"])
         self.simulate_n_devices = int(shuffle_bn["simulate_n_devices"])
@@ -460,16 +473,30 @@ class SCEModel(LightningModule):
             global_batch_size=self._global_batch_size(),
         )
 
+    def setup(self, stage: str) -> None:
+        """Memory format and compilation (``performance``), before DDP wraps the model."""
+        if stage != "fit":
+            return
+        trunks = [self.trunk, self.momentum_trunk]
+        if self.performance["channels_last"]:
+            for trunk in trunks:
+                trunk.to(memory_format=torch.channels_last_3d)
+        if self.performance["compile"]:
+            for trunk in trunks:
+                trunk.compile(backend=self.performance["compile_backend"], mode=self.performance["compile_mode"])
+
     def on_fit_start(self) -> None:
-        """Use the trainer's world size; offset the device RNG by rank (per_rank_seed)."""
+        """Use the trainer's world size; rank 0's queue everywhere; offset the CPU and device
+        RNGs by rank (per_rank_seed)."""
         world = int(self.trainer.world_size)
         self._set_devices(world)
+        if self.queue is not None and world > 1 and torch.distributed.is_initialized():
+            with torch.no_grad():  # DDP skips the queue; a run without a seed starts it alike here
+                torch.distributed.broadcast(self.queue.queue, src=0)
         if self.per_rank_seed and world > 1:
-            seed = (self.rank_base_seed() + int(self.global_rank)) % (2**63)
-            if self.device.type == "cuda":
-                torch.cuda.manual_seed(seed)
-            else:
-                torch.manual_seed(seed)
+            # Every generator: the CPU one draws torchaug's apply decisions and op orders, the
+            # device one the per-sample values (seeding only CUDA left the CPU stream shared).
+            torch.manual_seed((self.rank_base_seed() + int(self.global_rank)) % (2**63))
 
     @staticmethod
     def rank_base_seed() -> int:
@@ -500,9 +527,19 @@ class SCEModel(LightningModule):
         return self._ema_pairs
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Apply the GPU batch transform of the current stage to ``batch["input"]``."""
-        return transform_batch(self, batch, self.train_transform, self.val_transform,
-                               self.test_transform)
+        """Apply the GPU batch transform of the current stage to ``batch["input"]``; views
+        leave contiguous (channels-last with ``performance.channels_last``), so the trunk's
+        first convolution does not copy them."""
+        batch = transform_batch(self, batch, self.train_transform, self.val_transform,
+                                self.test_transform)
+        if isinstance(batch, Mapping) and "input" in batch:
+            x = batch["input"]
+            batch = {**batch, "input": self._layout(x) if isinstance(x, Tensor) else [self._layout(v) for v in x]}
+        return batch
+
+    def _layout(self, x: Tensor) -> Tensor:
+        fmt = self.memory_format if x.dim() == 5 else torch.contiguous_format
+        return x.contiguous(memory_format=fmt)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         """Evaluate coeff / temp_m / momentum for this batch (docs/reference.md §1.8, §2.3)."""
@@ -558,16 +595,27 @@ class SCEModel(LightningModule):
         return {"loss": total, **{k: v.detach() for k, v in first.items()}}
 
     def _log_step(self, loss: Tensor, batch_size: int) -> None:
+        """The loss every step (a device tensor: no host copy; its epoch mean is synced over
+        ranks once, at the epoch end); the schedule values and the learning rate, plain floats
+        identical on every rank, only on the steps Lightning writes to the loggers
+        (``trainer.log_every_n_steps``), since each logged float is a host-to-device copy."""
         self.log("pretrain/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=batch_size,
                  sync_dist=True)
-        self.log_dict(
-            {f"pretrain/{name}": float(value) for name, value in loss_logged_values(self.loss_fn).items()},
-            on_step=True, on_epoch=True, batch_size=batch_size, sync_dist=True,
-        )
-        self.log("pretrain/momentum_value", self.momentum, on_step=True, on_epoch=False, batch_size=batch_size)
+        if not self._writes_logs():
+            return
+        values = {f"pretrain/{name}": float(value) for name, value in loss_logged_values(self.loss_fn).items()}
+        values["pretrain/momentum_value"] = float(self.momentum)
         if self._trainer is not None and self.trainer.optimizers:
-            lr = float(self.trainer.optimizers[0].param_groups[0]["lr"])
-            self.log("pretrain/lr", lr, on_step=True, on_epoch=False, batch_size=batch_size)
+            values["pretrain/lr"] = float(self.trainer.optimizers[0].param_groups[0]["lr"])
+        self.log_dict(values, on_step=True, on_epoch=False, batch_size=batch_size)
+
+    def _writes_logs(self) -> bool:
+        """Whether this training step's values reach the loggers (or end the epoch: a run shorter
+        than ``log_every_n_steps`` still reports them)."""
+        if self._trainer is None:
+            return True
+        connector = getattr(self.trainer, "_logger_connector", None)
+        return bool(getattr(connector, "should_update_logs", True) or self.trainer.is_last_batch)
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         """Optimizer step, then enqueue this step's keys and update the target (EMA)."""

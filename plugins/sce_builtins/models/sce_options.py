@@ -1,5 +1,5 @@
 """Option groups of the SCE model (``model.queue``, ``model.crops``, ``model.shuffle_bn``,
-``model.schedules``) with their defaults.
+``model.schedules``, ``model.performance``) with their defaults.
 
 Each group is a ``TypedDict`` used as the annotation of an :class:`~sce_builtins.models.sce.SCEModel`
 parameter, so ``sce check`` validates its keys like component arguments (closest names,
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, Literal, TypedDict
 
 from sce_builtins.models.momentum import MomentumScheduleKind
 from sce_builtins.optim.value_schedule import ValueScheduleKind
@@ -43,6 +43,15 @@ class ShuffleBNOptions(TypedDict, total=False):
     enabled: bool
     num_devices: int
     simulate_n_devices: Annotated[int, Positive]
+
+
+class PerformanceOptions(TypedDict, total=False):
+    """performance options"""
+
+    channels_last: bool
+    compile: bool
+    compile_backend: str
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] | None
 
 
 class CoeffSchedule(TypedDict, total=False):
@@ -83,6 +92,8 @@ DEFAULT_CROPS: CropOptions = {
     "num_splits": 0, "num_splits_per_combination": 2,
 }
 DEFAULT_SHUFFLE_BN: ShuffleBNOptions = {"enabled": False, "num_devices": -1, "simulate_n_devices": 8}
+DEFAULT_PERFORMANCE: PerformanceOptions = {"channels_last": False, "compile": False,
+                                           "compile_backend": "inductor", "compile_mode": None}
 DEFAULT_SCHEDULES: Schedules = {
     "coeff": {"warmup_epochs": 0, "warmup_start": 1.0, "warmup_kind": "linear", "kind": None,
               "final": 0.0},
