@@ -72,6 +72,7 @@ def test_bound_line_says_what_to_do():
     assert peak_tflops("NVIDIA H100 80GB HBM3") == 989.4  # SXM
     assert peak_tflops("NVIDIA A100-SXM4-80GB") == 312.0
     assert peak_tflops("NVIDIA L40S") == 362.1 and peak_tflops("NVIDIA L4") == 121.0
+    assert peak_tflops("NVIDIA L40") == 181.0
     assert peak_tflops("cpu") is None
 
 

@@ -34,6 +34,7 @@ BF16_PEAK_TFLOPS: tuple[tuple[str, float], ...] = (
     ("GH200", 989.4),
     ("A100", 312.0),
     ("L40S", 362.1),
+    ("L40", 181.0),
     ("L4", 121.0),
 )
 TRAINER_KEYS = ("accelerator", "precision", "benchmark", "gradient_clip_val",

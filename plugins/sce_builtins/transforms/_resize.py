@@ -60,7 +60,8 @@ def resize_clip(
         clip: ``(T, H, W, C)`` uint8 or float clip; may be a non-contiguous view.
         size: output ``(height, width)``.
         interpolation: ``nearest``, ``bilinear`` or ``bicubic``.
-        fast_uint8: for uint8 clips, use torch's native uint8 kernel (see module docstring).
+        fast_uint8: for uint8 clips on the CPU, use torch's native uint8 kernel (see module
+            docstring); elsewhere (a deferred crop replayed on a GPU) the exact path runs.
 
     Returns:
         The resized ``(T, height, width, C)`` clip, same dtype as ``clip``. A
@@ -70,7 +71,7 @@ def resize_clip(
         t, _, _, c = clip.shape
         return clip.defer(resize_clip, size, interpolation, fast_uint8, shape=(t, *size, c))
     if clip.dtype == torch.uint8:
-        if fast_uint8:
+        if fast_uint8 and clip.device.type == "cpu":  # CUDA has no uint8 interpolation kernel
             # (T, C, H, W) view with channels-last strides: torch's vectorised uint8 path.
             out = _interpolate(clip.permute(0, 3, 1, 2), size, interpolation)
             return out.permute(0, 2, 3, 1)
