@@ -2,8 +2,8 @@
 (a command of the built-ins, declared in ``sce.commands``).
 
 Rows are the pretrained checkpoints (``from scratch`` for a randomly initialised trunk), columns
-``protocol/dataset`` (with ``-split`` when the dataset has official splits) and metric, values
-in percent as papers print them. When two runs fill the same cell the newest file is shown.
+the metrics of each ``protocol/dataset`` (``-N`` for official split N), values in percent as
+papers print them. When two runs fill the same cell the newest file is shown.
 """
 
 from __future__ import annotations
@@ -54,30 +54,34 @@ def row_name(pretrained: str | None) -> str:
         return pretrained
 
 
-def column_name(record: dict[str, Any], metric: str) -> str:
-    """``protocol/dataset[-split] metric``."""
+def column_group(record: dict[str, Any]) -> str:
+    """``protocol/dataset``, with ``-split`` when the dataset has official splits."""
     dataset = str(record.get("dataset"))
     if record.get("split_id") is not None:
         dataset += f"-{record['split_id']}"
-    return f"{record['protocol']}/{dataset} {metric}"
+    return f"{record['protocol']}/{dataset}"
 
 
-def results_table(records: Iterable[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    """``(header, rows)``: one row per checkpoint, one column per protocol/dataset and metric."""
-    cells: dict[tuple[str, str], float] = {}
+Column = tuple[str, str]  # (protocol/dataset, metric)
+
+
+def results_table(records: Iterable[dict[str, Any]]) -> tuple[list[Column], list[list[str]]]:
+    """``(columns, rows)``: one row per checkpoint (its name first, then values in percent),
+    one column per protocol/dataset and metric; ``-`` where a checkpoint has no result."""
+    cells: dict[tuple[str, Column], float] = {}
     rows: list[str] = []
-    columns: list[str] = []
+    columns: list[Column] = []
     for record in records:
         row = row_name(record.get("pretrained"))
         rows += [row] if row not in rows else []
         for metric, value in record["metrics"].items():
-            column = column_name(record, metric)
+            column = (column_group(record), metric)
             columns += [column] if column not in columns else []
             cells[row, column] = float(value)
-    columns.sort(key=lambda c: (c.split(" ")[0], _metric_order(c.split(" ", 1)[1])))
+    columns.sort(key=lambda c: (c[0], _metric_order(c[1])))
     rows.sort(key=lambda r: (r == SCRATCH, r))
     body = [[r, *(f"{100 * cells[r, c]:.1f}" if (r, c) in cells else "-" for c in columns)] for r in rows]
-    return ["pretrained", *columns], body
+    return columns, body
 
 
 def _metric_order(metric: str) -> tuple[int, str]:
@@ -85,15 +89,31 @@ def _metric_order(metric: str) -> tuple[int, str]:
     return (int(digits) if digits else 0, metric)
 
 
-def format_table(header: list[str], rows: list[list[str]], markdown: bool = False) -> str:
-    """Aligned text columns, or a markdown table."""
+def format_table(columns: list[Column], rows: list[list[str]], markdown: bool = False) -> str:
+    """Aligned text (a line of protocol/dataset groups above the metric names), or markdown."""
     if markdown:
-        lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+        header = ["pretrained", *(f"{group} {metric}" for group, metric in columns)]
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * len(columns)) + "|"]
         return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+    header = ["pretrained", *(metric for _, metric in columns)]
     widths = [max(len(line[i]) for line in [header, *rows]) for i in range(len(header))]
+    groups: list[tuple[str, list[int]]] = []
+    for i, (group, _) in enumerate(columns, start=1):
+        if groups and groups[-1][0] == group:
+            groups[-1][1].append(i)
+        else:
+            groups.append((group, [i]))
+    for group, members in groups:  # a group's label fits over its columns
+        span = sum(widths[i] for i in members) + 2 * (len(members) - 1)
+        widths[members[0]] += max(len(group) - span, 0)
+    top = " " * widths[0]
+    for group, members in groups:
+        span = sum(widths[i] for i in members) + 2 * (len(members) - 1)
+        top += "  " + group.ljust(span)
+
     def fmt(line: list[str]) -> str:
         return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths)))
-    return "\n".join(fmt(line).rstrip() for line in [header, *rows])
+    return "\n".join(text.rstrip() for text in [top, fmt(header), *map(fmt, rows)])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -114,6 +134,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not paths:
         raise SCEError(f"sce results: no {RESULTS_FILE} under {', '.join(map(str, args.folders))}; "
                        f"`sce evaluate PROTOCOL CONFIG` writes one into its run folder")
-    header, rows = results_table(read_record(p) for p in paths)
-    print(format_table(header, rows, args.markdown))
+    columns, rows = results_table(read_record(p) for p in paths)
+    print(format_table(columns, rows, args.markdown))
     return 0
