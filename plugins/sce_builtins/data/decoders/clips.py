@@ -12,8 +12,10 @@ does the rest, identically for frame folders and encoded videos:
 3. per window, in this order, the time-difference coin ``rng.random() < prob`` (only drawn when
    ``prob > 0``) and then the frame filter's offsets (``random`` type draws from ``rng``);
 4. time-difference clips expand their ids (docs/reference.md §5.7) and clamp them into the video;
-5. all windows' ids are read once (sorted unique), clips are gathered with numpy fancy indexing,
-   time-difference images computed, and ``decode_float`` casts to float32 (values 0..255).
+5. all windows' ids are read once (sorted unique), clips are gathered with numpy fancy indexing
+   (a view of the frame buffer when a clip's reads are consecutive in it and no other clip
+   holds them, e.g. two clips that share no frame; clips never share memory), time-difference images computed, and ``decode_float`` casts to float32
+   (values 0..255).
 """
 
 from __future__ import annotations
@@ -183,8 +185,14 @@ def assemble(
 ) -> list[DecodedClip]:
     """Gather each clip from the unique frames ``(N, H, W, 3)`` uint8 and finish it."""
     clips = []
+    viewed = np.zeros(len(frames), dtype=bool)
     for plan, pos in zip(plans, positions):
-        clip = frames[pos]
+        span = slice(pos[0], pos[-1] + 1) if len(pos) else slice(0, 0)
+        if len(pos) and np.all(np.diff(pos) == 1) and not viewed[span].any():
+            clip = frames[span]  # consecutive reads no other clip holds: a view, no copy
+            viewed[span] = True
+        else:
+            clip = frames[pos]
         if plan.keep is not None:
             clip = difference_image(clip, plan.keep)
         tensor = torch.from_numpy(np.ascontiguousarray(clip))
