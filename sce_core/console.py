@@ -68,7 +68,14 @@ def count_clips(batch: Any) -> int:
     return int(shape[0]) if shape else 0
 
 
+_TRAINING_LOSSES = ("pretrain/loss_step", "pretrain/loss", "train/loss_step", "train/loss")
+
+
 def _loss(metrics: Mapping[str, Any]) -> float | None:
+    """The training loss among logged values (the pretraining or fine-tuning one first)."""
+    for name in _TRAINING_LOSSES:
+        if name in metrics:
+            return float(metrics[name])
     names = sorted(k for k in metrics if "loss" in k)
     names = [k for k in names if k.endswith("_step")] or names
     return float(metrics[names[0]]) if names else None
@@ -143,9 +150,13 @@ class Bar(TQDMProgressBar):
         return False
 
     def get_metrics(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, Any]:
-        """The bar's metrics, ``v_num`` left out."""
+        """The bar's metrics, ``v_num`` left out, the training loss added (read here, at a
+        redraw, rather than logged with ``prog_bar``: Lightning reads those every step)."""
         items = super().get_metrics(trainer, pl_module)
         items.pop("v_num", None)
+        loss = _loss(trainer.callback_metrics) if trainer.training else None
+        if loss is not None:
+            items.setdefault("loss", f"{loss:.4g}")
         return items
 
 
@@ -204,7 +215,7 @@ class LineProgress(ProgressBar):
         """``step S/T epoch E/N loss L lr R clips/s C ETA D``."""
         parts = [f"step {step}/{int(total)}" if total != float("inf") else f"step {step}",
                  f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"]
-        loss, lr = _loss(trainer.progress_bar_metrics), _lr(trainer)
+        loss, lr = _loss(trainer.callback_metrics), _lr(trainer)
         if loss is not None:
             parts.append(f"loss {loss:.4f}")
         if lr is not None:

@@ -3,8 +3,9 @@
 ``torch.nn.SyncBatchNorm`` drops the ranks with an empty batch by boolean-mask indexing, which
 copies a count to the host in every forward (three blocking syncs per layer per step, 282 per
 recipe step) and runs only on GPUs. :class:`GlobalBatchNorm` gathers each rank's
-``(mean, biased variance, count)`` in one differentiable all-gather and combines them with the
-parallel-variance formula on the device; on one process it is plain BatchNorm.
+``(mean, biased variance, count)`` in one all-gather and combines them with the
+parallel-variance formula on the device, and its backward sums two per-channel gradient terms
+in one all-reduce; on one process it is plain BatchNorm.
 
 :class:`BatchNormSync` is the Lightning layer-sync plugin the runner installs when
 ``trainer.sync_batchnorm`` is true. It converts every BatchNorm layer except those that keep
@@ -14,11 +15,13 @@ shuffle-BN target branch's split BatchNorm) is left alone, so shuffle-BN stays p
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.distributed as dist
+import torch.distributed._functional_collectives as fc
 from lightning.pytorch.plugins.layer_sync import TorchSyncBatchNorm
 from torch import Tensor, nn
-from torch.distributed._functional_collectives import all_gather_tensor_autograd
 from torch.nn.modules.batchnorm import _BatchNorm
 
 __all__ = ["BatchNormSync", "GlobalBatchNorm", "convert_to_global", "convert_to_local"]
@@ -28,24 +31,71 @@ def _world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
-def global_moments(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Mean, biased variance (per channel, dim 1) and count of ``x`` over every rank's batch.
+def _gather_rows(local: Tensor) -> Tensor:
+    """``(world, n)``: every rank's row ``local`` (1, n), in rank order."""
+    return fc.all_gather_tensor(local, 0, dist.group.WORLD)
 
-    One all-gather of ``2 C + 1`` numbers per rank; gradients flow back to every rank's input.
-    """
-    dims = [0, *range(2, x.dim())]
-    exact = x if x.dtype in (torch.float32, torch.float64) else x.float()
-    var, mean = torch.var_mean(exact, dim=dims, unbiased=False)
-    count = mean.new_full((1,), x.numel() // x.shape[1])
-    local = torch.cat([mean, var, count]).unsqueeze(0)
-    rows = all_gather_tensor_autograd(local, 0, dist.group.WORLD)  # (world, 2C + 1)
-    c = x.shape[1]
-    means, variances, counts = rows[:, :c], rows[:, c:2 * c], rows[:, 2 * c:]
-    total = counts.sum()
-    weights = counts / total
-    mean_all = (weights * means).sum(0)
-    var_all = (weights * (variances + (means - mean_all) ** 2)).sum(0)
-    return mean_all, var_all, total
+
+def _sum_over_ranks(t: Tensor) -> Tensor:
+    return fc.all_reduce(t, "sum", dist.group.WORLD)
+
+
+def _reduce_dims(x: Tensor) -> list[int]:
+    return [0, *range(2, x.dim())]
+
+
+def _per_channel(t: Tensor, x: Tensor) -> Tensor:
+    return t.view((1, -1) + (1,) * (x.dim() - 2))
+
+
+class _GlobalBatchNormFunction(torch.autograd.Function):
+    """Forward: the global mean and variance from every rank's (mean, variance, count) with
+    the parallel-variance formula (one all-gather). Backward: the BatchNorm gradient with its
+    two per-channel sums taken over every rank (one all-reduce); weight and bias gradients stay
+    local (DDP sums them). Written out, autograd records one node per layer instead of the
+    thirty-odd small ops of the composite formula."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, weight: Tensor | None, bias: Tensor | None, eps: float,
+                running: tuple[Tensor, Tensor, float] | None) -> Tensor:
+        c = x.shape[1]
+        exact = x if x.dtype in (torch.float32, torch.float64) else x.float()
+        var, mean = torch.var_mean(exact, dim=_reduce_dims(x), unbiased=False)
+        local = torch.cat([mean, var, mean.new_full((1,), x.numel() // c)]).unsqueeze(0)
+        rows = _gather_rows(local)  # (world, 2C + 1)
+        total = rows[:, 2 * c:].sum()
+        weights = (rows[:, 2 * c:] / total).t()  # (1, world)
+        mean_all = torch.mm(weights, rows[:, :c])
+        spread = rows[:, :c] - mean_all
+        var_all = torch.mm(weights, torch.addcmul(rows[:, c:2 * c], spread, spread)).squeeze(0)
+        mean_all = mean_all.squeeze(0)
+        if running is not None:
+            running_mean, running_var, factor = running
+            unbiased = var_all * (total / (total - 1).clamp_min(1))
+            torch._foreach_lerp_([running_mean, running_var],
+                                 [mean_all.to(running_mean.dtype), unbiased.to(running_var.dtype)], factor)
+        invstd = torch.rsqrt(var_all + eps)
+        scale = invstd if weight is None else invstd * weight
+        shift = -mean_all * scale if bias is None else torch.addcmul(bias, mean_all, scale, value=-1)
+        ctx.save_for_backward(x, mean_all, invstd, weight, total)
+        ctx.has_bias = bias is not None
+        return torch.addcmul(_per_channel(shift, x).to(x.dtype), x, _per_channel(scale, x).to(x.dtype))
+
+    @staticmethod
+    def backward(ctx: Any, dy: Tensor) -> tuple[Tensor | None, ...]:
+        x, mean, invstd, weight, total = ctx.saved_tensors
+        dims, c = _reduce_dims(x), x.shape[1]
+        xhat = (x - _per_channel(mean, x)) * _per_channel(invstd, x)
+        dyf = dy.to(xhat.dtype)
+        sum_dy = dyf.sum(dims)
+        sum_dy_xhat = (dyf * xhat).sum(dims)
+        means = _sum_over_ranks(torch.cat([sum_dy, sum_dy_xhat])) / total
+        scale = invstd if weight is None else invstd * weight
+        dx = (dyf - _per_channel(means[:c], x) - xhat * _per_channel(means[c:], x)) * _per_channel(scale, x)
+        grad_weight = sum_dy_xhat.to(weight.dtype) if weight is not None and ctx.needs_input_grad[1] else None
+        grad_bias = sum_dy.to(dy.dtype if weight is None else weight.dtype) \
+            if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return dx.to(x.dtype), grad_weight, grad_bias, None, None
 
 
 class GlobalBatchNorm(_BatchNorm):
@@ -64,23 +114,13 @@ class GlobalBatchNorm(_BatchNorm):
         if not self.training or _world_size() == 1:
             return super().forward(x)
         self._check_input_dim(x)
-        mean, var, count = global_moments(x)
+        running = None
         if self.track_running_stats and self.running_mean is not None:
-            with torch.no_grad():
-                self.num_batches_tracked.add_(1)
-                factor = (1.0 / self.num_batches_tracked.item() if self.momentum is None
-                          else self.momentum)  # ``momentum=None`` (cumulative) needs the count
-                unbiased = var * (count / (count - 1).clamp_min(1))
-                self.running_mean.lerp_(mean.to(self.running_mean.dtype), factor)
-                self.running_var.lerp_(unbiased.to(self.running_var.dtype), factor)
-        scale = torch.rsqrt(var + self.eps)
-        if self.weight is not None:
-            scale = scale * self.weight
-        shift = -mean * scale
-        if self.bias is not None:
-            shift = shift + self.bias
-        shape = (1, -1) + (1,) * (x.dim() - 2)
-        return torch.addcmul(shift.to(x.dtype).view(shape), x, scale.to(x.dtype).view(shape))
+            self.num_batches_tracked.add_(1)
+            factor = (1.0 / self.num_batches_tracked.item() if self.momentum is None
+                      else self.momentum)  # ``momentum=None`` (cumulative) needs the count
+            running = (self.running_mean, self.running_var, factor)
+        return _GlobalBatchNormFunction.apply(x, self.weight, self.bias, self.eps, running)
 
 
 def _copy_into(new: _BatchNorm, old: _BatchNorm) -> _BatchNorm:
