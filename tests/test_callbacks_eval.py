@@ -218,3 +218,21 @@ def test_knn_classifier_on_synthetic_videos(tmp_path):
                              lambda x: model.test_transform(x))
     expected = knn_accuracy(query.features["t"], query.labels, *model.bank, k=3, temperature=0.1)
     assert metrics["test/knn_top1"] == pytest.approx(expected[1])
+
+
+
+def test_throughput_logs_only_on_the_steps_the_loggers_write():
+    from types import SimpleNamespace
+
+    from sce_builtins.callbacks.throughput import Throughput
+
+    logged = []
+    module = SimpleNamespace(log=lambda name, value, **kw: logged.append((name, kw["prog_bar"])))
+    callback = Throughput(window=4)
+    for writes in (False, False, True, False):
+        trainer = SimpleNamespace(world_size=1, is_last_batch=False,
+                                  _logger_connector=SimpleNamespace(should_update_logs=writes))
+        if not logged and callback._epoch_start is None:
+            callback.on_train_epoch_start(trainer, module)
+        callback.on_train_batch_end(trainer, module, None, {"input": torch.zeros(2, 3)}, 0)
+    assert logged == [("throughput/clips_per_s", False)]  # the third step only, not on the bar

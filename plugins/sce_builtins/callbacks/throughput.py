@@ -33,10 +33,12 @@ class Throughput(Callback):
 
     Args:
         window: number of recent steps averaged.
-        prog_bar: show the rate in the progress bar.
+        prog_bar: show the rate in Lightning's progress bar (logged every step then; a logged
+            value is otherwise sent only on the steps the loggers write, since each one is a
+            host-to-device copy and a progress-bar value is read back every step).
     """
 
-    def __init__(self, window: int = 20, prog_bar: bool = True) -> None:
+    def __init__(self, window: int = 20, prog_bar: bool = False) -> None:
         if isinstance(window, bool) or not isinstance(window, int) or window < 1:
             raise ValueError(f"{_NAME}: window must be a positive integer, got {window!r}")
         self.window = window
@@ -60,7 +62,9 @@ class Throughput(Callback):
         self._marks.append((now, clips))
         self._epoch_clips += clips
         elapsed = self._marks[-1][0] - self._marks[0][0]
-        if elapsed > 0:
+        connector = getattr(trainer, "_logger_connector", None)
+        writes = getattr(connector, "should_update_logs", True) or trainer.is_last_batch
+        if elapsed > 0 and (writes or self.prog_bar):
             total = sum(c for _, c in list(self._marks)[1:])
             pl_module.log("throughput/clips_per_s", total / elapsed, on_step=True, on_epoch=False,
                           prog_bar=self.prog_bar, batch_size=1)
