@@ -595,12 +595,16 @@ class SCEModel(LightningModule):
         return {"loss": total, **{k: v.detach() for k, v in first.items()}}
 
     def _log_step(self, loss: Tensor, batch_size: int) -> None:
-        """The loss every step (a device tensor: no host copy; its epoch mean is synced over
-        ranks once, at the epoch end); the schedule values and the learning rate, plain floats
-        identical on every rank, only on the steps Lightning writes to the loggers
-        (``trainer.log_every_n_steps``), since each logged float is a host-to-device copy."""
-        self.log("pretrain/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=batch_size,
-                 sync_dist=True)
+        """Log without host synchronisation.
+
+        The loss every step, as a device tensor averaged over ranks on the device; not as a
+        progress-bar value, which Lightning converts to a Python number every step (the
+        progress display reads the loss when it redraws). The schedule values and the learning
+        rate, plain floats identical on every rank, only on the steps Lightning writes to the
+        loggers (``trainer.log_every_n_steps``) and at the epoch's last batch, since each
+        logged float is a blocking host-to-device copy.
+        """
+        self.log("pretrain/loss", loss, on_step=True, on_epoch=True, batch_size=batch_size, sync_dist=True)
         if not self._writes_logs():
             return
         values = {f"pretrain/{name}": float(value) for name, value in loss_logged_values(self.loss_fn).items()}

@@ -1,0 +1,54 @@
+"""model.performance: channels-last 3-D and torch.compile change how the step runs, not what it
+computes (same losses and weights up to float rounding), and keep the checkpoint keys."""
+
+from __future__ import annotations
+
+import torch
+from lightning.pytorch import Callback
+from test_sce_model import loader, make_model, trainer
+
+
+class Seen(Callback):
+    """The memory format of the views and of the first convolution at each training step."""
+
+    def __init__(self) -> None:
+        self.views_channels_last: list[bool] = []
+        self.losses: list[float] = []
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        fmt = torch.channels_last_3d
+        self.views_channels_last += [v.is_contiguous(memory_format=fmt) and not v.is_contiguous()
+                                     for v in batch["input"]]
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        self.losses.append(float(outputs["loss"]))
+
+
+def fit(tmp_path, name: str, **performance) -> tuple[Seen, object]:
+    model = make_model(performance=performance)
+    run = trainer(tmp_path / name, max_epochs=2, callbacks=[Seen()])
+    run.fit(model, loader(8))
+    seen = next(c for c in run.callbacks if isinstance(c, Seen))
+    return seen, model
+
+
+def test_channels_last_trains_the_same_numbers_in_the_channels_last_layout(tmp_path):
+    plain_seen, plain = fit(tmp_path, "plain")
+    last_seen, last = fit(tmp_path, "last", channels_last=True)
+    assert last_seen.views_channels_last and all(last_seen.views_channels_last)
+    assert not any(plain_seen.views_channels_last)
+    conv = next(m for m in last.trunk.modules() if isinstance(m, torch.nn.Conv3d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last_3d) and not conv.weight.is_contiguous()
+    torch.testing.assert_close(last_seen.losses, plain_seen.losses, rtol=1e-5, atol=1e-6)
+    for key, value in plain.state_dict().items():
+        torch.testing.assert_close(last.state_dict()[key], value, rtol=1e-3, atol=1e-4)  # 2.5e-5 seen
+
+
+def test_compile_wraps_both_trunks_and_keeps_the_checkpoint_keys(tmp_path):
+    plain_seen, plain = fit(tmp_path, "plain")
+    compiled_seen, compiled = fit(tmp_path, "compiled", compile=True, compile_backend="eager")
+    for trunk in (compiled.trunk, compiled.momentum_trunk):
+        assert trunk._compiled_call_impl is not None
+    assert plain.trunk._compiled_call_impl is None
+    assert list(compiled.state_dict()) == list(plain.state_dict())
+    torch.testing.assert_close(compiled_seen.losses, plain_seen.losses, rtol=1e-5, atol=1e-6)
