@@ -47,7 +47,7 @@ def test_bench_data_then_step_on_the_demo_print_the_bound(cache):
     assert saved["collate_ms_per_batch"] > 0 and re.search(r"^  bad samples\s+0$", data, re.M)
     assert "run `sce bench step demo` for the workers the step needs" in data
 
-    step = _run("bench", "step", "demo", *tiny, "--steps", "2", "--warmup", "1")
+    step = _run("bench", "step", "demo", *tiny, "--steps", "2", "--warmup", "0")
     assert "sce bench step demo: cpu, precision 32-true, 2 view(s) of 8 x 3 x 4 x 16 x 16 uint8" in step
     result = _saved(cache, "step")
     assert result["steps"] == 2 and result["peak_memory_mib"] > 0 and result["flops_per_step"] > 0
