@@ -33,7 +33,10 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 def test_export_and_plot_are_commands_of_the_builtins():
     proc = run("plugins")
     assert proc.returncode == 0, proc.stderr
-    assert "  commands: data, doctor, export, plot" in proc.stdout.split("sce-core 0.1.0  (built-ins)")[1]
+    builtins = proc.stdout.split("sce-core 0.1.0  (built-ins)")[1]
+    listed = next(line for line in builtins.splitlines() if line.strip().startswith("commands:"))
+    assert {"data", "doctor", "export", "extract", "plot", "results"} <= {
+        name.strip() for name in listed.split(":", 1)[1].split(",")}
     help_lines = run("--help").stdout
     assert "export    (command from sce-core)" in help_lines and "plot      (command from sce-core)" in help_lines
 

@@ -3,6 +3,7 @@ smoke-test contracts, declared by a fake plugin next to the built-ins (which win
 
 from __future__ import annotations
 
+import json
 import textwrap
 from types import SimpleNamespace
 
@@ -41,6 +42,11 @@ LAB_HOOKS = textwrap.dedent('''
         return [{"global_step": run.trainer.global_step, "tag": run.plain["lab"]["tag"]}]
 
 
+    def record(run):
+        """Report a results record without training."""
+        return {"metrics": {"top1": 0.25}, "pretrained": None, "dataset": "lab", "split_id": None}
+
+
     def not_linear(run):
         """A third party's protocol named like a built-in one."""
         return "not the built-in"
@@ -53,7 +59,7 @@ LAB_HOOKS = textwrap.dedent('''
 
     @hookimpl
     def sce_evaluation_protocols():
-        return {"lab_count": count, "linear": not_linear, "twice": count}
+        return {"lab_count": count, "lab_record": record, "linear": not_linear, "twice": count}
 
 
     @hookimpl
@@ -121,10 +127,10 @@ def test_core_sections_are_framework_sections_only():
 def test_builtin_evaluation_section_is_typed():
     assert problems({"evaluation": {"test_checkpoint": "last"}}) == []
     assert problems({"evaluation": {"test_checkpoint": "worst", "tset": 1}}) == [
-        "evaluation.test_checkpoint: evaluation options (read by `sce evaluate linear`) expects "
-        "'test_checkpoint' to be 'best' | 'last', got 'worst'",
-        "evaluation.tset: evaluation options (read by `sce evaluate linear`) has no key 'tset' "
-        "(keys: test_checkpoint)"]
+        "evaluation.test_checkpoint: evaluation options (read by `sce evaluate linear` and "
+        "`sce evaluate finetune`) expects 'test_checkpoint' to be 'best' | 'last', got 'worst'",
+        "evaluation.tset: evaluation options (read by `sce evaluate linear` and `sce evaluate "
+        "finetune`) has no key 'tset' (keys: test_checkpoint)"]
     assert problems({"demo": {}, "sce": {}})[0].startswith("demo: unknown top-level section")
 
 
@@ -141,8 +147,8 @@ def test_plugin_section_is_validated_with_paths_and_did_you_mean(lab):
 def test_plugin_cannot_redeclare_core_or_builtin_sections(lab):
     # seed stays the core's typed section, evaluation the built-ins' one
     assert problems({"seed": {"sed": 1}, "evaluation": {"test_checkpoint": 1}}) == [
-        "evaluation.test_checkpoint: evaluation options (read by `sce evaluate linear`) expects "
-        "'test_checkpoint' to be 'best' | 'last', got 1",
+        "evaluation.test_checkpoint: evaluation options (read by `sce evaluate linear` and "
+        "`sce evaluate finetune`) expects 'test_checkpoint' to be 'best' | 'last', got 1",
         "seed.sed: seed_everything has no key 'sed'; did you mean 'seed'? (keys: seed, workers)"]
     assert check_plugin("sce-lab") == [
         "hooks/lab (lab_pkg.hooks): sce_sections declares 'seed', a section of the core; choose "
@@ -171,7 +177,7 @@ def test_unknown_protocol_is_one_line_with_the_closest_names(capsys):
     assert main(["evaluate", "linaer", "demo"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["sce: error: unknown evaluation protocol 'linaer'; did you mean 'linear'? "
-                   "(protocols: knn, linear)"]
+                   "(protocols: finetune, knn, linear, retrieval)"]
 
 
 def test_evaluate_help_lists_the_declared_protocols(lab, capsys):
@@ -180,7 +186,8 @@ def test_evaluate_help_lists_the_declared_protocols(lab, capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     listed = out[out.index("protocols:"):].splitlines()[1:]
-    assert [line.split()[0] for line in listed] == ["knn", "lab_count", "linear", "twice"]
+    assert [line.split()[0] for line in listed] == ["finetune", "knn", "lab_count", "lab_record", "linear",
+                                                    "retrieval", "twice"]
     assert "  linear       Train the classifier on the frozen trunk, then test it." in listed
 
 
@@ -194,6 +201,20 @@ def test_plugin_protocol_runs_on_the_prepared_run(lab, tmp_path, capsys):
     assert results == [{"global_step": 3, "tag": "first"}]  # 24 videos, batches of 8, one epoch
     assert (tmp_path / "demo" / "config.yaml").is_file()
     assert "sce: lab_count evaluation results [{'global_step': 3" in capsys.readouterr().out
+    assert not (tmp_path / "demo" / "results.json").exists()  # not a record: printed only
+
+
+def test_a_protocol_record_is_written_to_results_json(lab, tmp_path, capsys):
+    from tiny_demo import TINY
+
+    from sce_core.runner import evaluate
+
+    evaluate("lab_record", "demo", [*TINY, f"dir.root={tmp_path}"])
+    assert json.loads((tmp_path / "demo" / "results.json").read_text()) == {
+        "protocol": "lab_record", "metrics": {"top1": 0.25}, "pretrained": None, "dataset": "lab",
+        "split_id": None}
+    assert f"sce: lab_record results: top1 0.2500 (saved to {tmp_path / 'demo' / 'results.json'})" \
+        in capsys.readouterr().out
 
 
 class _Tested:
@@ -214,7 +235,8 @@ def _linear_run(evaluation: dict | None, monitor: str | None):
     trainer = _Tested([best])
     run = SimpleNamespace(plain={"evaluation": evaluation} if evaluation is not None else {},
                           trainer=trainer, model="model", datamodule="data",
-                          fit=lambda: trainer.calls.append(("fit",)))
+                          fit=lambda: trainer.calls.append(("fit",)),
+                          test=lambda **kw: trainer.test("model", "data", weights_only=True, **kw))
     return run, trainer
 
 
@@ -226,7 +248,8 @@ def _linear_run(evaluation: dict | None, monitor: str | None):
 ])
 def test_linear_protocol_fits_then_tests_the_chosen_checkpoint(evaluation, monitor, tested):
     run, trainer = _linear_run(evaluation, monitor)
-    assert builtin_protocols.linear(run) == [{"test/acc_1": 0.5}]
+    assert builtin_protocols.linear(run) == {"metrics": {"top1": 0.5}, "pretrained": None,
+                                             "dataset": None, "split_id": None}
     assert trainer.calls == [("fit",), ("test", tested, True)]
 
 

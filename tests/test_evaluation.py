@@ -7,8 +7,10 @@ import math
 import pytest
 import torch
 from lightning.pytorch import Trainer
+from sce_builtins.evaluation.finetune_eval import FinetuneClassifierEvaluation
 from sce_builtins.evaluation.knn import knn_accuracy, knn_scores
 from sce_builtins.evaluation.linear_eval import LinearClassifierEvaluation
+from sce_builtins.evaluation.retrieval import retrieval_recall
 from sce_builtins.evaluation.views import ViewRows
 from sce_builtins.optim.factory import optimizer_factory
 from torch import nn
@@ -172,3 +174,48 @@ def test_shipped_eval_config_is_valid_with_its_mandatory_values(name):
     assert missing == ({"model.trunk.pretrained"} if demo else {"dir.data", "model.trunk.pretrained"})
     cfg = load_config(name, ["dir.data=/x", "model.trunk.pretrained=/y.pt"])
     assert validate_config(cfg) == []
+
+
+def test_retrieval_recall_by_hand():
+    bank = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.1], [0.7, 0.7]])
+    bank_labels = torch.tensor([0, 1, 2, 1])
+    query = torch.tensor([[0.9, 0.2], [-0.5, 1.0], [0.0, -1.0]])
+    labels = torch.tensor([1, 2, 0])
+    # without centring: q0's nearest bank rows are 0 (class 0), 3 (class 1); q1's are 1 (1), 2 (2);
+    # q2's is 0 (class 0): R@1 = 1/3 (q2), R@2 = 1
+    recall = retrieval_recall(query, labels, bank, bank_labels, ks=(1, 2, 3), center=False)
+    assert recall == {1: pytest.approx(1 / 3), 2: pytest.approx(1.0), 3: pytest.approx(1.0)}
+    # centred by the bank mean: the same as subtracting it by hand before the cosine
+    centred = retrieval_recall(query, labels, bank, bank_labels, ks=(1,), center=True)
+    mean = bank.mean(0)
+    sims = torch.nn.functional.normalize(query - mean, dim=1) @ torch.nn.functional.normalize(bank - mean, dim=1).T
+    hits = (bank_labels[sims.argmax(1)] == labels).float().mean().item()
+    assert centred[1] == pytest.approx(hits)
+    # unlabelled rows are left out on both sides; k beyond the bank is the whole bank
+    assert retrieval_recall(query, torch.tensor([1, -1, -1]), bank, torch.tensor([0, 1, -1, -1]),
+                            ks=(1, 9), center=False) == {1: 0.0, 9: 1.0}
+    with pytest.raises(ValueError, match="ks must be positive integers"):
+        retrieval_recall(query, labels, bank, bank_labels, ks=(0,))
+
+
+def test_finetune_trains_the_trunk_and_its_batchnorm_with_dropout_before_the_classifier():
+    torch.manual_seed(0)
+    trunk = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    model = FinetuneClassifierEvaluation(
+        trunk, nn.Linear(4, 2), dropout=0.5,
+        optimizer=lambda **kw: optimizer_factory(name="sgd", initial_lr=0.5, **kw),
+    )
+    x = torch.randn(32, 3) + 1.0
+    y = (x[:, 0] > 1.0).long()
+    batches = [batch(x[i:i + 8].tolist(), list(range(i, i + 8)), y[i:i + 8].tolist()) for i in range(0, 32, 8)]
+    before = [p.detach().clone() for p in trunk.parameters()]
+    quiet_trainer(max_epochs=3).fit(model, train_dataloaders=DataLoader(batches, batch_size=None))
+    assert all(not torch.equal(a, b) for a, b in zip(before, trunk.parameters()))  # the trunk trained
+    assert not torch.equal(trunk[1].running_mean, torch.zeros(4))  # BN statistics updated
+    assert model.dropout.p == 0.5
+    model.train()
+    features = torch.ones(1000, 4)
+    assert (model.dropout(features) == 0).float().mean().item() == pytest.approx(0.5, abs=0.06)
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(x), model.classifier(trunk(x)))  # no dropout at test time

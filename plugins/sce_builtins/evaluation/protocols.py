@@ -62,9 +62,9 @@ def _fit_then_test(run: Any) -> list[dict[str, float]]:
 
 
 def linear(run: Any) -> dict[str, Any]:
-    """Train the classifier on the frozen trunk, then test it (top1, top5 on videos).
+    """Train the classifier on the frozen trunk, then test it.
 
-    The tested weights are those of the best monitored checkpoint (``evaluation.
+    Reports top1 and top5 on videos. The tested weights are those of the best monitored checkpoint (``evaluation.
     test_checkpoint: best``, the default; the final weights when no callback monitors a
     metric) or the final ones (``last``).
     """
@@ -72,7 +72,7 @@ def linear(run: Any) -> dict[str, Any]:
 
 
 def finetune(run: Any) -> dict[str, Any]:
-    """Train trunk and classifier together, then test (top1, top5 on videos; as ``linear``)."""
+    """Train trunk and classifier together, then test them (top1, top5; as linear)."""
     return record(run, _fit_then_test(run), CLASSIFICATION_METRICS)
 
 

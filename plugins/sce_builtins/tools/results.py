@@ -1,7 +1,7 @@
 """``sce results DIR... [--markdown]``: the ``results.json`` of evaluation runs as one table
 (a command of the built-ins, declared in ``sce.commands``).
 
-Rows are the pretrained checkpoints (``from scratch`` for a randomly initialised trunk), columns
+Rows are the pretrained checkpoints (``random init`` for a trunk trained from scratch), columns
 the metrics of each ``protocol/dataset`` (``-N`` for official split N), values in percent as
 papers print them. When two runs fill the same cell the newest file is shown.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 RESULTS_FILE = "results.json"
-SCRATCH = "from scratch"
+SCRATCH = "random init"
 
 
 def find_results(folders: Iterable[Path]) -> list[Path]:
