@@ -26,6 +26,40 @@ def _run(*args: str, timeout: int = 300) -> str:
     return out
 
 
+def _run_on_terminal(*args: str, timeout: int = 300) -> tuple[str, str]:
+    """The command with its stderr on a 100-column pseudo-terminal: (stdout, what it showed)."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    main_fd, term_fd = pty.openpty()
+    fcntl.ioctl(term_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-m", "sce_core.cli", *args], stdout=subprocess.PIPE,
+                            stderr=term_fd, text=True)
+    os.close(term_fd)
+    chunks = []
+    while True:  # drain the terminal while the command runs (its buffer is small)
+        ready, _, _ = select.select([main_fd], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(main_fd, 65536)
+            except OSError:  # closed: the command has exited
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        elif proc.poll() is not None:
+            break
+    out, _ = proc.communicate(timeout=timeout)
+    os.close(main_fd)
+    assert proc.returncode == 0, out
+    return out, b"".join(chunks).decode(errors="replace")
+
+
 def _value(out: str, label: str) -> float:
     return float(re.search(rf"^  {label}\s+([\d.]+)", out, re.M).group(1))
 
@@ -36,7 +70,8 @@ def _saved(cache, what: str) -> dict:
 
 def test_bench_data_then_step_on_the_demo_print_the_bound(cache):
     tiny = [o for o in TINY if not o.startswith("trainer.")]
-    data = _run("bench", "data", "demo", *tiny, "--batches", "2")
+    data, terminal = _run_on_terminal("bench", "data", "demo", *tiny, "--batches", "2")
+    assert re.search(r"sce bench data: +\d+%\|.*\| \d+/5 ", terminal)  # 1 + 2 + 2 batches
     assert "sce bench data demo: 2 batches of 8 samples (16 clips), 0 worker(s)" in data
     saved = _saved(cache, "data")
     assert saved["config"] == "demo" and saved["clips_per_batch"] == 16 and saved["bad_samples"] == 0
