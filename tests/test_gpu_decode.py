@@ -125,6 +125,15 @@ def test_bad_frames_are_found_in_the_worker(tmp_path, damage):
     assert err.value.path == bad and "corrupt JPEG" in err.value.reason
 
 
+def test_a_transform_that_needs_pixels_says_so(records):
+    """A CPU transform doing pixel math before decoding fails with one line naming the fix."""
+    (clip,) = FrameDecoder(fps=FPS, decode_on="gpu").decode(records[0], [ClipWindow(Fraction(0), Fraction(1))])
+    with pytest.raises(AttributeError, match=r"^decode_on: gpu: a CPU transform used clip.float, .*"
+                                             r"use decode_on: cpu$"):
+        clip.frames.float()
+    assert pickle.loads(pickle.dumps(clip.frames)).shape == clip.frames.shape
+
+
 def test_bad_option_value_is_one_line():
     with pytest.raises(ValueError, match=r"^frame decoder: decode_on must be 'cpu' or 'gpu', got 'cuda'$"):
         FrameDecoder(decode_on="cuda")

@@ -86,6 +86,14 @@ class DeferredClip:
     def clone(self) -> DeferredClip:
         return self
 
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise AttributeError(
+            f"decode_on: gpu: a CPU transform used clip.{name}, but the clip is not decoded yet; "
+            "only crops and resizes (random_resized_crop, random_crop, center_crop, uniform_crop, "
+            "short_side_scale, random_short_side_scale) run before decoding; use decode_on: cpu")
+
     def finish(self, decoded: Sequence[torch.Tensor]) -> torch.Tensor:
         """The clip ``(C, T, H, W)`` from its decoded frames ``(3, H, W)``, crops replayed."""
         sizes = {tuple(f.shape) for f in decoded}
