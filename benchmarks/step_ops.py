@@ -159,7 +159,7 @@ def measure(config: str, batch: int, size: int, frames: int, ranks: int, warmup:
         f"dir.root={root}", f"dir.data={root}", "trainer.accelerator=cpu", "trainer.devices=1",
         "trainer.precision=32-true", "trainer.strategy={_name_: auto}", "trainer.max_epochs=1",
         f"trainer.max_steps={warmup + 4}", "trainer.num_sanity_val_steps=0",
-        "trainer.limit_val_batches=0", "trainer.log_every_n_steps=50",
+        "trainer.limit_val_batches=0", "trainer.log_every_n_steps=50", "trainer.enable_progress_bar=false",
         f"datamodule.train.global_batch_size={batch}", f"model.queue.size={batch * 8}",
     ]
     run = setup_run(config, overrides)

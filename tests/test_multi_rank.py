@@ -12,7 +12,7 @@ import pytest
 from tiny_demo import TINY, sce
 
 PROBE = Path(__file__).parent / "data" / "rank_probe.py"
-DDP = ["trainer.devices=2", "trainer.strategy=ddp", "trainer.max_epochs=1", "seed.seed=7"]
+DDP = ["trainer.devices=2", "trainer.strategy=ddp", "trainer.max_epochs=1", "seed={}"]  # unseeded
 
 
 def probe_run(root: Path, cache: Path, *args: str, bad: str = "0,0",
@@ -58,6 +58,7 @@ def test_the_queue_is_not_broadcast_by_ddp_and_stays_identical(two_ranks):
     ranks, _ = two_ranks
     for rank in ranks:
         assert rank["ddp_ignored"] == ["queue.ptr", "queue.queue"]
+    assert ranks[0]["queue_start"] == ranks[1]["queue_start"]  # rank 0's, although unseeded
     assert ranks[0]["queue"] == ranks[1]["queue"]
 
 

@@ -52,3 +52,20 @@ def test_compile_wraps_both_trunks_and_keeps_the_checkpoint_keys(tmp_path):
     assert plain.trunk._compiled_call_impl is None
     assert list(compiled.state_dict()) == list(plain.state_dict())
     torch.testing.assert_close(compiled_seen.losses, plain_seen.losses, rtol=1e-5, atol=1e-6)
+
+
+def test_schedule_values_are_logged_on_the_logging_steps_and_each_epochs_last_batch(tmp_path):
+    import csv
+
+    from lightning.pytorch.loggers import CSVLogger
+
+    run = trainer(tmp_path, max_epochs=2, logger=CSVLogger(tmp_path, name="log", version=0),
+                  log_every_n_steps=3)
+    run.fit(make_model(), loader(16))
+    with open(tmp_path / "log" / "version_0" / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    steps = run.num_training_batches
+    lr_steps = [int(r["step"]) for r in rows if r.get("pretrain/lr")]
+    loss_steps = [int(r["step"]) for r in rows if r.get("pretrain/loss_step")]
+    assert steps == 4 and lr_steps == loss_steps == [2, 5]  # steps 3 and 6 of 8 (log_every_n_steps)
+    assert len([r for r in rows if r.get("pretrain/loss_epoch")]) == 2

@@ -44,6 +44,7 @@ def on_train_start(self):
     record["online_bn"] = sorted({type(m).__name__ for m in self.trunk.modules() if "Norm" in type(m).__name__})
     record["target_bn"] = sorted({type(m).__name__ for m in self.momentum_trunk.modules()
                                   if "Norm" in type(m).__name__})
+    record["queue_start"] = _digest(self.queue.queue)
     record["ddp_ignored"] = sorted(getattr(self.trainer.strategy.model, "parameters_to_ignore", []))
     # The first GPU-transform draws of this rank (on a copy of the generator state).
     state = torch.get_rng_state()
