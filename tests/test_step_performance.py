@@ -69,3 +69,25 @@ def test_schedule_values_are_logged_on_the_logging_steps_and_each_epochs_last_ba
     loss_steps = [int(r["step"]) for r in rows if r.get("pretrain/loss_step")]
     assert steps == 4 and lr_steps == loss_steps == [2, 5]  # steps 3 and 6 of 8 (log_every_n_steps)
     assert len([r for r in rows if r.get("pretrain/loss_epoch")]) == 2
+
+
+def test_views_reach_the_trunk_contiguous_after_the_video_wrapper_permutes_them(tmp_path):
+    from sce_core.building import build
+
+    wrapper = {"_name_": "batch_video_wrapper", "same_on_frames": True, "video_format": "CTHW",
+               "transforms": [{"_name_": "div_255"},
+                              {"_name_": "normalize", "mean": [0.45] * 3, "std": [0.225] * 3}]}
+    transform = build("transforms", {"_name_": "apply_transforms_on_list", "transforms": [wrapper, wrapper]},
+                      path="model.train_transform")
+    sample = transform([torch.zeros(4, 3, 2, 8, 8, dtype=torch.uint8)])[0]
+    assert not sample.is_contiguous()  # what the wrapper gives back (a permuted view)
+
+    class Contiguous(Callback):
+        flags: list[bool] = []
+
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            self.flags += [v.is_contiguous() for v in batch["input"]]
+
+    seen = Contiguous()
+    trainer(tmp_path, max_epochs=1, callbacks=[seen]).fit(make_model(train_transform=transform), loader(8))
+    assert seen.flags and all(seen.flags)
