@@ -79,7 +79,7 @@ def test_views_reach_the_trunk_contiguous_after_the_video_wrapper_permutes_them(
                               {"_name_": "normalize", "mean": [0.45] * 3, "std": [0.225] * 3}]}
     transform = build("transforms", {"_name_": "apply_transforms_on_list", "transforms": [wrapper, wrapper]},
                       path="model.train_transform")
-    sample = transform([torch.zeros(4, 3, 2, 8, 8, dtype=torch.uint8)])[0]
+    sample = transform([torch.zeros(4, 3, 2, 8, 8, dtype=torch.uint8)] * 2)[0]
     assert not sample.is_contiguous()  # what the wrapper gives back (a permuted view)
 
     class Contiguous(Callback):
