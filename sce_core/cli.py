@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +19,15 @@ from sce_core.errors import RunInterrupted, SCEError
 
 COMMANDS_GROUP = "sce.commands"
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a command whose reader went away
+
+
+def _launch_rank() -> int:
+    """This process' rank as its launcher (Lightning, torchrun, SLURM) set it; 0 alone."""
+    for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
+        value = os.environ.get(name, "")
+        if value.isdigit():
+            return int(value)
+    return 0
 
 
 # -- commands that read metadata only ---------------------------------------------------
@@ -372,7 +382,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("sce: interrupted", file=sys.stderr)
         code = 130
     except RunInterrupted as exc:
-        print(f"sce: {exc}", file=sys.stderr)
+        if _launch_rank() == 0:  # every rank stops alike; one line says so
+            print(f"sce: {exc}", file=sys.stderr)
         code = exc.exit_code
     except Exception as exc:  # noqa: BLE001 - the command line reports every error in one line
         if args.debug:

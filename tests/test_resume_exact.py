@@ -115,6 +115,7 @@ def test_sigterm_to_both_ddp_ranks_exits_promptly_and_resume_is_bit_exact(cache,
     code, out, seconds = run_stopped_at(4, tmp_path / "cut", args, ranks=2)
     assert code == 143, out[-3000:]
     assert seconds < 60, f"the ranks took {seconds:.0f} s to exit after SIGTERM"
+    assert out.count("sce: stopped by a signal; saved") == 1  # one line, not one per rank
     saved = torch.load(tmp_path / "cut" / "demo" / "checkpoints" / "last.ckpt", weights_only=True)
     assert saved["global_step"] == 4
     assert len(saved["callbacks"]["RNGStateCallback"]["ranks"]) == 2
