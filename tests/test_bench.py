@@ -159,6 +159,23 @@ def test_bench_on_the_recipe_at_cpu_size(tmp_path, cache):
     assert bound_line(result["clips_per_s"], saved["worker_clips_per_s"], 1) in step
 
 
+def test_a_gpu_config_on_a_cpu_machine_is_one_line(cache):
+    """The recipe asks for a GPU: on a machine without one, one line says how to time it on the CPU."""
+    import torch
+
+    proc = sce("bench", "step", RECIPE, "dir.data=/nowhere", "--steps", "1", "--batch-size", "2",
+               "--input-shape", "2,32,32", "model.queue.size=64")
+    out, _ = proc.communicate(timeout=300)
+    if torch.cuda.is_available():  # a GPU machine times the recipe's step instead
+        assert proc.returncode == 0, out
+        return
+    assert proc.returncode == 1
+    assert out.strip().splitlines()[-1] == (
+        "sce: error: sce bench step: the config trains on trainer.accelerator=gpu and this machine "
+        "has no CUDA GPU; time it on the CPU with trainer.accelerator=cpu trainer.precision=32 "
+        "and a small --batch-size")
+
+
 def test_bad_usage_is_one_line(cache):
     proc = sce("bench", "step", "demo", "--input-shape", "4,16")
     out, _ = proc.communicate(timeout=120)

@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     step.add_argument("--batch-size", type=int, help="per-device batch (default: the config's "
                                                      "global batch over its devices)")
     for p in (data, step):
-        p.add_argument("args", nargs="+", metavar="CONFIG [key=value ...]")
+        p.add_argument("config", metavar="CONFIG", help="a shipped config's name or a YAML path")
+        p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -115,7 +116,7 @@ def _setup(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     if not verbose():
         for pattern in BENCH_NOISE:
             warnings.filterwarnings("ignore", message=pattern)
-    config, overrides = args.args[0], args.args[1:]
+    config, overrides = args.config, args.overrides
     _resolved, plain = prepare(config, overrides)
     seed = (plain.get("seed") or {}).get("seed")
     if isinstance(seed, int):
@@ -172,6 +173,7 @@ def run_step(args: argparse.Namespace) -> int:
         raise BenchError("sce bench step: --steps must be >= 1 and --warmup >= 0")
     shape = _shape(args.input_shape) if args.input_shape else None
     from sce_builtins.tools.bench_step import (
+        check_accelerator,
         configured_devices,
         input_shape,
         local_batch,
@@ -180,6 +182,7 @@ def run_step(args: argparse.Namespace) -> int:
     from sce_core.building import build_parts
 
     config, plain = _setup(args)
+    check_accelerator(plain.get("trainer") or {})
     t, h, w = shape or input_shape(plain)
     batch = args.batch_size or local_batch(plain, configured_devices(plain.get("trainer") or {}))
     model, _parts = build_parts("models", plain["model"], path="model")
@@ -210,8 +213,14 @@ def run_step(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``sce bench`` (usage and config problems are one-line :class:`BenchError` s)."""
-    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    if args.what is None:
-        build_parser().print_help()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv or argv[0] not in ("data", "step"):
+        args = parser.parse_args(argv)  # --help, or a one-line error for an unknown word
+        parser.print_help()
         return 0
+    # options may come after the overrides: each subcommand parses its words intermixed
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    args = sub.choices[argv[0]].parse_intermixed_args(argv[1:])
+    args.what = argv[0]
     return run_data(args) if args.what == "data" else run_step(args)

@@ -201,6 +201,15 @@ class _StepTimer(Callback):
         self.progress()
 
 
+def check_accelerator(trainer: Mapping[str, Any]) -> None:
+    """A GPU config on a machine without a CUDA GPU: one line saying how to time it on the CPU."""
+    accelerator = trainer.get("accelerator")
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise BenchError(f"sce bench step: the config trains on trainer.accelerator={accelerator} "
+                         "and this machine has no CUDA GPU; time it on the CPU with "
+                         "trainer.accelerator=cpu trainer.precision=32 and a small --batch-size")
+
+
 def measure_step(plain: Mapping[str, Any], model: Any, shape: tuple[int, ...], views: int,
                  warmup: int, steps: int, progress: Callable[[], None]) -> StepReport:
     """Train ``model`` on synthetic batches of ``shape`` (B, 3, T, H, W) and time its steps."""
@@ -208,6 +217,7 @@ def measure_step(plain: Mapping[str, Any], model: Any, shape: tuple[int, ...], v
 
     trainer_cfg = dict(plain.get("trainer") or {})
     kwargs = {k: trainer_cfg[k] for k in TRAINER_KEYS if trainer_cfg.get(k) is not None}
+    check_accelerator(trainer_cfg)
     total = warmup + 1 + steps
     timer = _StepTimer(warmup, progress)
     trainer = pl.Trainer(**kwargs, devices=1, max_epochs=1, max_steps=total, logger=False,
