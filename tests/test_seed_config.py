@@ -110,3 +110,21 @@ def test_recipe_resolved_values():
     assert cfg.datamodule.train.dataset.video_path_prefix == "/data/k200/train"
     assert cfg.datamodule.train.loader.num_workers == 3
     assert cfg.model.trunk._provider_ == "sce-core==0.1.0"
+
+
+def test_the_fast_variant_differs_from_the_recipe_only_where_its_comments_say():
+    from omegaconf import OmegaConf
+
+    def flat(name):
+        cfg = OmegaConf.to_container(sce_core.load_config(name, ["dir.data=/d"]), resolve=False)
+        return {".".join(map(str, k)): v for k, v in flatten(cfg)}
+
+    exact, fast = flat(RECIPE), flat(f"{RECIPE}_fast")
+    changed = {k for k in exact.keys() | fast.keys() if exact.get(k) != fast.get(k)}
+    assert changed == {"dir.exp", "datamodule.decoder_args.decode_float", "trainer.precision",
+                       "model.performance.channels_last", "trainer.strategy.broadcast_buffers"}
+    assert (fast["datamodule.decoder_args.decode_float"], fast["trainer.precision"]) == (False, "bf16-mixed")
+    text = Path(sce_core.config.find_config(f"{RECIPE}_fast")).read_text()
+    header = "\n".join(line for line in text.splitlines() if line.startswith("#"))
+    for key in changed - {"dir.exp"}:  # every deviation is explained in the header comment
+        assert key.split(".")[-1] in header, key
