@@ -155,6 +155,20 @@ def test_sce_check_refuses_gpu_decoding_without_a_gpu():
     assert "no CUDA GPU" in lines[0] and "decode_on=cpu" in lines[0]
 
 
+def test_every_place_a_decoder_is_configured_is_checked():
+    """The refusal looks at the top-level and per-split decoder, as arguments or as a node."""
+    import torch
+    from sce_builtins.hooks import _gpu_decoding_issues
+
+    config = {"datamodule": {"decoder_args": {"decode_on": "cpu"},
+                             "train": {"decoder": {"_name_": "frame", "decode_on": "gpu"}},
+                             "val": {"decoder_args": {"decode_on": "gpu"}}}}
+    issues = _gpu_decoding_issues(config)
+    expected = [] if torch.cuda.is_available() else [
+        "datamodule.train.decoder.decode_on", "datamodule.val.decoder_args.decode_on"]
+    assert [issue.path for issue in issues] == expected
+
+
 def test_loader_workers_and_lightning_transfer(records):
     """Through a DataLoader worker process and Lightning's own batch transfer (the call a run
     makes), the deferred batch arrives decoded and equal to the worker path's batch."""

@@ -25,8 +25,8 @@ def _get(config: dict[str, Any], path: str) -> Any:
 
 def _gpu_decoding_issues(config: dict[str, Any]) -> list[Issue]:
     """``decode_on: gpu`` (nvJPEG) asked for on a machine without a CUDA GPU."""
-    paths = ["datamodule.decoder_args.decode_on"]
-    paths += [f"datamodule.{split}.decoder_args.decode_on" for split in ("train", "val", "test")]
+    nodes = ["datamodule", *(f"datamodule.{split}" for split in ("train", "val", "test"))]
+    paths = [f"{node}.{key}.decode_on" for node in nodes for key in ("decoder_args", "decoder")]
     asked = [path for path in paths if _get(config, path) == "gpu"]
     if not asked:
         return []
