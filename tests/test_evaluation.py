@@ -219,3 +219,27 @@ def test_finetune_trains_the_trunk_and_its_batchnorm_with_dropout_before_the_cla
     model.eval()
     with torch.no_grad():
         assert torch.equal(model(x), model.classifier(trunk(x)))  # no dropout at test time
+
+
+@pytest.mark.parametrize("dataset", ["ucf101", "hmdb51"])
+def test_shipped_finetune_and_retrieval_configs_follow_the_reference_protocols(dataset):
+    finetune = load_config(f"eval/finetune_r3d18_{dataset}")
+    model = finetune.model
+    assert model._name_ == "finetune_classifier" and model.dropout == 0.8
+    assert model.classifier.output_dim == {"ucf101": 101, "hmdb51": 51}[dataset]
+    assert (model.optimizer.name, model.optimizer.initial_lr, model.optimizer.batch_size,
+            model.optimizer.scaler) == ("sgd", 0.1, 64, "linear")  # 0.1 x 64 / 256
+    assert finetune.datamodule.train.global_batch_size == 64
+    assert model.optimizer.scheduler.params.warmup_epochs == 0 and finetune.trainer.max_epochs == 200
+    names = [t._name_ for t in model.train_transform.transforms]
+    assert {"batch_random_color_jitter", "batch_random_grayscale", "batch_random_gaussian_blur",
+            "batch_random_horizontal_flip"} <= set(names)
+    for split in ("val", "test"):
+        sampler = finetune.datamodule[split].clip_sampler
+        assert (sampler.clips_per_video, sampler.augs_per_clip) == (10, 3)
+    assert finetune.datamodule._name_ == dataset and finetune.datamodule.split_id == 1
+    retrieval = load_config(f"eval/retrieval_r3d18_{dataset}")
+    assert retrieval.model._name_ == "video_retrieval" and list(retrieval.model.ks) == [1, 5, 10, 20, 50]
+    assert retrieval.model.center is True and retrieval.model.bank.split == "train"
+    assert "clip_sampler" not in retrieval.model.bank  # the bank is embedded like the test videos
+    assert retrieval.datamodule.test.clip_sampler.clips_per_video == 10
