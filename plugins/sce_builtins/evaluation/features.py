@@ -14,20 +14,35 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal, TypedDict
 
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from sce_builtins.data.collate import resolve_collate
+from sce_builtins.data.options import DatasetOptions
 from sce_builtins.evaluation.ranks import gather_rows, world_info
 from sce_builtins.evaluation.views import ViewRows
+from sce_core.constraints import NonNegative, Positive
+from sce_core.slots import Component
 
-__all__ = ["FeatureSet", "check_split_spec", "extract_features", "gather_rows", "split_datamodule",
-           "split_loader", "world_info"]
+__all__ = ["FeatureSet", "SplitSpec", "check_split_spec", "extract_features", "gather_rows",
+           "split_datamodule", "split_loader", "world_info"]
 
-SPEC_KEYS = frozenset({"split", "clip_sampler", "transform", "batch_size", "num_workers", "dataset"})
+
+class SplitSpec(TypedDict, total=False):
+    """evaluation split options"""
+
+    split: Literal["train", "val", "test"]
+    clip_sampler: Component("clip_samplers")  # type: ignore[valid-type]
+    transform: Component("transforms")  # type: ignore[valid-type]
+    batch_size: Annotated[int, Positive]
+    num_workers: Annotated[int, NonNegative]
+    dataset: DatasetOptions
+
+
+SPEC_KEYS = frozenset(SplitSpec.__annotations__)
 
 
 def check_split_spec(spec: Mapping[str, Any] | None, owner: str, default_split: str) -> dict[str, Any]:

@@ -9,12 +9,10 @@ weighted kNN vote against the bank.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from torch import Tensor
 
 from sce_builtins.evaluation.bank_eval import BankEvaluation
+from sce_builtins.evaluation.features import SplitSpec
 from sce_builtins.evaluation.knn import DEFAULT_K, DEFAULT_TEMPERATURE, check_knn_args, knn_accuracy
 from sce_core.slots import Component
 
@@ -43,7 +41,7 @@ class KNNClassifierEvaluation(BankEvaluation):
         trunk: Component("trunks"),  # type: ignore[valid-type]
         k: int = DEFAULT_K,
         temperature: float = DEFAULT_TEMPERATURE,
-        bank: Mapping[str, Any] | None = None,
+        bank: SplitSpec | None = None,
         test_transform: Component("transforms") = None,  # type: ignore[valid-type]
     ) -> None:
         check_knn_args(k, temperature, _NAME)

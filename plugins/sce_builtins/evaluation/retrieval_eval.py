@@ -13,6 +13,7 @@ from typing import Any
 from torch import Tensor
 
 from sce_builtins.evaluation.bank_eval import BankEvaluation
+from sce_builtins.evaluation.features import SplitSpec
 from sce_builtins.evaluation.retrieval import DEFAULT_KS, check_ks, retrieval_recall
 from sce_core.slots import Component
 
@@ -39,7 +40,7 @@ class VideoRetrievalEvaluation(BankEvaluation):
         trunk: Component("trunks"),  # type: ignore[valid-type]
         ks: Sequence[int] = DEFAULT_KS,
         center: bool = True,
-        bank: Mapping[str, Any] | None = None,
+        bank: SplitSpec | None = None,
         test_transform: Component("transforms") = None,  # type: ignore[valid-type]
     ) -> None:
         checked = check_ks(ks, _NAME)
