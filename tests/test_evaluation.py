@@ -243,3 +243,30 @@ def test_shipped_finetune_and_retrieval_configs_follow_the_reference_protocols(d
     assert retrieval.model.center is True and retrieval.model.bank.split == "train"
     assert "clip_sampler" not in retrieval.model.bank  # the bank is embedded like the test videos
     assert retrieval.datamodule.test.clip_sampler.clips_per_video == 10
+
+
+def test_a_misspelt_bank_key_is_found_by_sce_check():
+    cfg = load_config("eval/retrieval_r3d18_ucf101", ["dir.data=/x", "model.trunk.pretrained=/y.pt",
+                                                      "+model.bank.batchsize=3", "model.bank.split=tset"])
+    assert [str(issue) for issue in validate_config(cfg)] == [
+        "model.bank.batchsize: evaluation split options has no key 'batchsize'; did you mean "
+        "'batch_size'? (keys: split, clip_sampler, transform, batch_size, num_workers, dataset)",
+        "model.bank.split: evaluation split options expects 'split' to be 'train' | 'val' | 'test', "
+        "got 'tset'"]
+
+
+def test_sce_results_errors_are_one_line(tmp_path, capsys):
+    from sce_core.cli import main
+
+    assert main(["results", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"sce: error: sce results: no results.json under {tmp_path}; `sce evaluate PROTOCOL CONFIG` "
+        "writes one into its run folder"]
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "results.json").write_text('{"metrics": {}}')
+    assert main(["results", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"sce: error: sce results: {tmp_path / 'run' / 'results.json'} is not an `sce evaluate` record "
+        "(needs protocol and metrics)"]
+    assert main(["results", str(tmp_path / "missing")]) == 1
+    assert "does not exist; give run folders or a folder above them" in capsys.readouterr().err
