@@ -84,3 +84,41 @@ def test_knn_linear_and_finetune_tests_on_two_processes(data, trunk_file, tmp_pa
         assert first == second, protocol
         assert set(first["metrics"]) == {"top1", "top5"}
         assert all(0.0 <= v <= 1.0 for v in first["metrics"].values())
+
+
+def _view_rows_worker(rank: int, port: int, out_dir: str) -> None:
+    import torch
+    import torch.distributed as dist
+    from sce_builtins.evaluation.views import ViewRows
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        rows = ViewRows()
+        if rank == 0:  # video 3's clips 0 and 1 here, in two batches; video 5 whole
+            rows.add(torch.tensor([[1.0], [10.0]]), {"idx": [3, 5], "label": [1, 2], "clip_index": [0, 0]})
+            rows.add(torch.tensor([[2.0], [20.0]]), {"idx": [3, 5], "label": [1, 2], "clip_index": [1, 1]})
+        else:  # video 3's clip 2 here, and video 5 again (what a sampler's padding adds)
+            rows.add(torch.tensor([[6.0], [10.0], [20.0]]),
+                     {"idx": [3, 5, 5], "label": [1, 2, 2], "clip_index": [2, 0, 1]})
+        torch.save(rows.videos("mean"), f"{out_dir}/views{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_views_of_a_video_on_two_ranks_combine_once():
+    """The clips of video 3 are split over both ranks and batches; video 5 is repeated whole."""
+    import socket
+    import tempfile
+
+    import torch
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with tempfile.TemporaryDirectory() as out:
+        mp.start_processes(_view_rows_worker, args=(port, out), nprocs=2, start_method="fork")
+        for rank in (0, 1):
+            means, labels, ids = torch.load(f"{out}/views{rank}.pt", weights_only=True)
+            assert ids.tolist() == [3, 5] and labels.tolist() == [1, 2]
+            assert means.tolist() == [[3.0], [15.0]]  # (1 + 2 + 6) / 3 and (10 + 20) / 2
