@@ -11,7 +11,9 @@ file's own content (``_self_`` moves the file's position)::
 Names are looked up next to the including file first, then among the shipped configs of every
 installed distribution (entry-point group ``sce.configs``); ``dist:name`` picks one
 distribution's config where several ship the name. Later parts merge into earlier ones,
-except that a component node whose ``_name_`` changes replaces the earlier node.
+except that a component node whose ``_name_`` changes replaces the earlier node; the new node
+keeps the earlier node's keys it lists in ``_keep_`` (a sibling component that takes some of
+the same arguments: ``model: {_name_: other_model, _keep_: [trunk, projector], temp: 0.2}``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from sce_core.registries import BUILTIN_DIST, normalize_dist, plugin_entry_point
 CONFIG_GROUP = "sce.configs"
 DEFAULTS_KEY = "defaults"
 SELF_MARKER = "_self_"
+KEEP_KEY = "_keep_"
 SUFFIXES = (".yaml", ".yml")
 
 
@@ -172,8 +175,9 @@ def _compose(path: Path, chain: tuple[Path, ...] = ()) -> DictConfig:
     return merged
 
 
-def _drop_replaced_components(base: DictConfig, over: DictConfig) -> None:
-    """Remove from ``base`` every component node that ``over`` names differently."""
+def _drop_replaced_components(base: DictConfig, over: DictConfig, path: str = "") -> None:
+    """Replace in ``base`` every component node that ``over`` names differently by the keys
+    of it that the new node lists in ``_keep_`` (none without one)."""
     for key in over.keys():
         if key not in base or OmegaConf.is_missing(over, key) or OmegaConf.is_missing(base, key):
             continue
@@ -181,17 +185,46 @@ def _drop_replaced_components(base: DictConfig, over: DictConfig) -> None:
         if not (isinstance(new, DictConfig) and isinstance(old, DictConfig)):
             continue
         if "_name_" in new and "_name_" in old and new._get_node("_name_") != old._get_node("_name_"):
-            base.pop(key)
+            base[key] = _kept(old, new.get(KEEP_KEY), join_key(path, str(key)))
         else:
-            _drop_replaced_components(old, new)
+            _drop_replaced_components(old, new, join_key(path, str(key)))
+
+
+def _kept(old: DictConfig, keep: Any, path: str) -> DictConfig:
+    """The keys of ``old`` named in ``keep`` (a list), as a new node."""
+    if keep is None:
+        return OmegaConf.create()
+    if not isinstance(keep, ListConfig) or not all(isinstance(k, str) for k in keep):
+        raise ConfigError(Issue(f"{path}.{KEEP_KEY}", f"{KEEP_KEY} must be a list of argument names"))
+    unknown = [k for k in keep if k not in old]
+    if unknown:
+        raise ConfigError(Issue(f"{path}.{KEEP_KEY}", f"cannot keep {', '.join(unknown)}: the replaced "
+                                                      f"node has no such key (it has {', '.join(map(str, old))})"))
+    return OmegaConf.masked_copy(old, list(keep))
+
+
+def _drop_keep_keys(cfg: Any) -> None:
+    """Remove every ``_keep_`` key (used up by composition)."""
+    if isinstance(cfg, DictConfig):
+        cfg.pop(KEEP_KEY, None)
+        for key in cfg.keys():
+            if not OmegaConf.is_missing(cfg, key):
+                _drop_keep_keys(cfg._get_node(key))
+    elif isinstance(cfg, ListConfig):
+        for i in range(len(cfg)):
+            if not OmegaConf.is_missing(cfg, i):
+                _drop_keep_keys(cfg._get_node(i))
 
 
 def merge_configs(base: DictConfig, over: DictConfig) -> DictConfig:
     """OmegaConf merge, except that a component node whose ``_name_`` changes replaces the
-    earlier node instead of merging into it (its old arguments belong to another component)."""
+    earlier node instead of merging into it (its old arguments belong to another component),
+    keeping only the earlier keys the new node lists in ``_keep_``."""
     base = base.copy()
     _drop_replaced_components(base, over)
-    return OmegaConf.merge(base, over)  # type: ignore[return-value]
+    merged = OmegaConf.merge(base, over)
+    _drop_keep_keys(merged)
+    return merged  # type: ignore[return-value]
 
 
 DELETE_PREFIX = "~"
@@ -277,6 +310,7 @@ def load_config(name_or_path: str | Path, overrides: Sequence[str] = ()) -> Dict
     """
     register_resolvers()
     cfg = _compose(find_config(name_or_path))
+    _drop_keep_keys(cfg)
     return apply_overrides(cfg, overrides)
 
 

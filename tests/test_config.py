@@ -125,6 +125,33 @@ def test_component_with_another_name_replaces_the_earlier_node(tmp_path):
     assert cfg["model"]["head"] == {"_name_": "mlp", "input_dim": 16}
 
 
+def test_a_renamed_node_keeps_the_earlier_keys_it_lists_in_keep(tmp_path):
+    write(tmp_path / "base.yaml", """
+        model:
+          _name_: method_a
+          trunk: {_name_: big_trunk, depth: 50}
+          head: {_name_: mlp, input_dim: 8}
+          coeff: 0.5
+    """)
+    cfg_path = write(tmp_path / "child.yaml", """
+        defaults: [base]
+        model:
+          _name_: method_b
+          _keep_: [trunk, head]
+          head: {input_dim: 16}
+          temp: 0.2
+    """)
+    cfg = OmegaConf.to_container(sce_core.load_config(cfg_path))
+    assert cfg["model"] == {"_name_": "method_b", "trunk": {"_name_": "big_trunk", "depth": 50},
+                            "head": {"_name_": "mlp", "input_dim": 16}, "temp": 0.2}
+    write(tmp_path / "bad.yaml", """
+        defaults: [base]
+        model: {_name_: method_b, _keep_: [trunk, heads]}
+    """)
+    with pytest.raises(ConfigError, match=r"model\._keep_: cannot keep heads: the replaced node has no such key"):
+        sce_core.load_config(tmp_path / "bad.yaml")
+
+
 def test_overrides_resolve_in_the_composed_config(recipe):
     cfg = sce_core.load_config(recipe, ["dir.data=/d", "dir.exp=${dir.root}_x", "~seed", "~trainer.accelerator="])
     assert cfg.dir.exp == "/out_x" and cfg.dir.run == "/out//out_x"

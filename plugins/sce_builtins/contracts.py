@@ -79,14 +79,22 @@ def _smoke_head(head: Any) -> str | None:
 
 
 def _smoke_loss(loss: Any) -> str | None:
-    """Loss contract: ``loss(q, k)`` on ``(B, D)`` rows is a finite scalar with a gradient in q."""
+    """Loss contract: ``loss(q, k)`` on ``(B, D)`` rows is a finite scalar with a gradient in q;
+    a loss that takes a ``queue`` gets a ``(K, D)`` one (ReSSL's relation needs it)."""
+    import inspect
+
     import torch
 
     gen = torch.Generator().manual_seed(0)
     q = torch.nn.functional.normalize(torch.randn(SMOKE_BATCH, 8, generator=gen), dim=1)
     k = torch.nn.functional.normalize(torch.randn(SMOKE_BATCH, 8, generator=gen), dim=1)
+    queue = torch.nn.functional.normalize(torch.randn(2 * SMOKE_BATCH, 8, generator=gen), dim=1)
     q.requires_grad_(True)
-    value = loss(q, k)
+    try:
+        takes_queue = "queue" in inspect.signature(getattr(loss, "forward", loss)).parameters
+    except (TypeError, ValueError):
+        takes_queue = False
+    value = loss(q, k, queue=queue) if takes_queue else loss(q, k)
     value = value[0] if isinstance(value, tuple) else value
     if not (torch.is_tensor(value) and value.ndim == 0 and bool(torch.isfinite(value))):
         return "loss(q, k) must return a finite scalar tensor"

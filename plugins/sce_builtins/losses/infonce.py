@@ -26,6 +26,10 @@ class InfoNCELoss(nn.Module):
             raise ValueError(f"{_NAME}: temp must be > 0 (got {temp}).")
         self.temp = float(temp)
 
+    def logged_values(self) -> dict[str, float]:
+        """What the model logs of this loss each step: ``pretrain/<name>``."""
+        return {"temp": self.temp}
+
     def forward(
         self, q: Tensor, k: Tensor, queue: Tensor | None = None, k_global: Tensor | None = None
     ) -> Tensor:

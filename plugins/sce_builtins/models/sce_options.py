@@ -1,8 +1,9 @@
-"""Option groups of the SCE model (``model.queue``, ``model.crops``, ``model.shuffle_bn``,
+"""Option groups of the pretraining models (``model.queue``, ``model.crops``, ``model.shuffle_bn``,
 ``model.schedules``, ``model.performance``) with their defaults.
 
-Each group is a ``TypedDict`` used as the annotation of an :class:`~sce_builtins.models.sce.SCEModel`
-parameter, so ``sce check`` validates its keys like component arguments (closest names,
+Each group is a ``TypedDict`` used as the annotation of a parameter of
+:class:`~sce_builtins.models.siamese.SiameseModel` or a method model (SCE's ``schedules`` adds
+``coeff`` and ``temp_m`` to the ``momentum`` group every method has), so ``sce check`` validates its keys like component arguments (closest names,
 allowed keys, types, bounds) with their config path. A config may give only some keys of a
 group; :func:`with_defaults` fills the others from the ``DEFAULT_*`` mappings below.
 """
@@ -79,6 +80,12 @@ class MomentumSchedule(TypedDict, total=False):
     kind: MomentumScheduleKind
 
 
+class MomentumSchedules(TypedDict, total=False):
+    """schedules"""
+
+    momentum: MomentumSchedule
+
+
 class Schedules(TypedDict, total=False):
     """schedules"""
 
@@ -94,6 +101,7 @@ DEFAULT_CROPS: CropOptions = {
 DEFAULT_SHUFFLE_BN: ShuffleBNOptions = {"enabled": False, "num_devices": -1, "simulate_n_devices": 8}
 DEFAULT_PERFORMANCE: PerformanceOptions = {"channels_last": False, "compile": False,
                                            "compile_backend": "inductor", "compile_mode": None}
+DEFAULT_MOMENTUM_SCHEDULES: MomentumSchedules = {"momentum": {"initial": 0.999, "kind": "constant"}}
 DEFAULT_SCHEDULES: Schedules = {
     "coeff": {"warmup_epochs": 0, "warmup_start": 1.0, "warmup_kind": "linear", "kind": None,
               "final": 0.0},
@@ -102,19 +110,20 @@ DEFAULT_SCHEDULES: Schedules = {
 }
 
 
-def with_defaults(group: str, given: Mapping[str, Any] | None, defaults: Mapping[str, Any]) -> dict[str, Any]:
+def with_defaults(group: str, given: Mapping[str, Any] | None, defaults: Mapping[str, Any],
+                  owner: str = "sce") -> dict[str, Any]:
     """``given`` over a copy of ``defaults``, nested mappings merged key by key.
 
-    ``group`` names the option group in the error an unknown key raises (Python callers; the
-    config's keys are checked by ``sce check`` before anything is built).
+    ``group`` names the option group and ``owner`` the model in the error an unknown key raises
+    (Python callers; the config's keys are checked by ``sce check`` before anything is built).
     """
     out = copy.deepcopy(dict(defaults))
     for key, value in (given or {}).items():
         if key not in defaults:
-            raise ValueError(f"sce: {group} has no key '{key}' (keys: {', '.join(defaults)})")
+            raise ValueError(f"{owner}: {group} has no key '{key}' (keys: {', '.join(defaults)})")
         default = defaults[key]
         if isinstance(default, Mapping):
-            out[key] = with_defaults(f"{group}.{key}", value, default)
+            out[key] = with_defaults(f"{group}.{key}", value, default, owner)
         else:
             out[key] = value
     return out
