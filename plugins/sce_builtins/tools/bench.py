@@ -126,7 +126,7 @@ def _setup(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
 
 def run_data(args: argparse.Namespace) -> int:
     """``sce bench data``."""
-    from sce_builtins.tools.bench_data import measure_loader
+    from sce_builtins.tools.bench_data import measure_loader, plan_batches
     from sce_core.building import build_parts
 
     if args.batches < 1:
@@ -135,14 +135,16 @@ def run_data(args: argparse.Namespace) -> int:
     datamodule, _parts = build_parts("datamodules", plain["datamodule"], path="datamodule")
     datamodule.prepare_data()
     datamodule.setup("fit")
-    step, bar = _progress(1 + args.batches + max(2, args.batches // 4), not args.no_progress,
+    loader = datamodule.train_dataloader()
+    step, bar = _progress(sum(plan_batches(loader, args.batches)), not args.no_progress,
                           "sce bench data")
     with bar:
-        report = measure_loader(datamodule, args.batches, step)
+        report = measure_loader(loader, args.batches, step)
     print(f"sce bench data {config}: {report.batches} batches of {report.batch_size} samples "
           f"({report.clips_per_batch} clips), {report.workers} worker(s)")
     print(f"  loader total      {report.total_clips_per_s:10.1f} clips/s")
-    print(f"  per worker        {report.worker_clips_per_s:10.1f} clips/s (one process, one thread)")
+    print(f"  per worker        {report.worker_clips_per_s:10.1f} clips/s (per CPU second of one "
+          "process, one thread)")
     print(f"  per clip          decode {report.decode_ms_per_clip:.2f} ms, crop "
           f"{report.crop_ms_per_clip:.2f} ms, other {report.other_ms_per_clip:.2f} ms; collate "
           f"{report.collate_ms_per_batch:.1f} ms per batch")

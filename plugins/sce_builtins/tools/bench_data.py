@@ -2,11 +2,13 @@
 
 Two passes over the configured train loader (same dataset, sampler, batch size, collate):
 
-1. the loader as configured (its ``num_workers``) for ``batches`` batches after one warm-up
-   batch (worker start-up): total clips/s;
-2. one process, one torch thread (what one worker does) for ``max(2, batches // 4)`` batches,
+1. one process, one torch thread (what one worker does) for ``max(2, batches // 4)`` batches,
    with the decoder's ``decode``, the sample transform (the CPU crop) and the collate function
-   timed: clips/s per worker and where a clip's time goes.
+   timed in CPU seconds of the process: clips per CPU second of one worker and where a clip's
+   time goes;
+2. the loader as configured (its ``num_workers``) for ``batches`` batches, after warm-up
+   batches (``1 + prefetch_factor * num_workers``: worker start-up, then the batches the
+   workers prepared ahead while starting): total clips per wall second.
 
 A clip is one ``(C, T, H, W)`` tensor of a batch (an SCE sample holds two). Bad samples are the
 replacement events the loader reports (``bad_data``). With ``decode_on: gpu`` the batches hold
@@ -49,18 +51,18 @@ class DataReport:
 
 
 class _Timer:
-    """Accumulated seconds of the calls made through :meth:`wrap`."""
+    """Accumulated CPU seconds (of this process) of the calls made through :meth:`wrap`."""
 
     def __init__(self) -> None:
         self.seconds = 0.0
 
     def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         def timed(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
+            start = time.process_time()
             try:
                 return fn(*args, **kwargs)
             finally:
-                self.seconds += time.perf_counter() - start
+                self.seconds += time.process_time() - start
 
         return timed
 
@@ -105,22 +107,43 @@ def _drain(batches: Iterable[Any], count: int, step: Callable[[], None]) -> tupl
     return clips, bad
 
 
-def measure_loader(datamodule: Any, batches: int, progress: Callable[[], None]) -> DataReport:
-    """Run both passes (module docstring) on ``datamodule``'s train loader."""
-    loader = datamodule.train_dataloader()
-    dataset = loader.dataset
-    if len(loader) < 2:
-        raise BenchError(f"sce bench data: the train loader yields {len(loader)} batch(es); "
-                         "it needs at least 2 (a smaller global_batch_size?)")
-    batches = min(batches, len(loader) - 1)
+def plan_batches(loader: Any, batches: int) -> tuple[int, int, int]:
+    """(warm-up, timed, one-process) batch counts of the two passes for ``loader``."""
+    warmup = 1 + (loader.prefetch_factor or 0) * loader.num_workers
+    if len(loader) < warmup + 1:
+        raise BenchError(f"sce bench data: the train loader yields {len(loader)} batch(es); it "
+                         f"needs at least {warmup + 1} (a smaller global_batch_size?)")
+    timed = min(batches, len(loader) - warmup)
+    return warmup, timed, max(2, timed // 4)
+
+
+def measure_loader(loader: Any, batches: int, progress: Callable[[], None]) -> DataReport:
+    """Run both passes (module docstring) on a train loader: one process first, then the loader."""
+    warmup, batches, count = plan_batches(loader, batches)
+    worker = _one_process(loader, count, progress)
     iterator = iter(loader)
     first = next(iterator)  # worker start-up, not timed
     progress()
+    _drain(iterator, warmup - 1, progress)  # what the workers prepared while starting
     start = time.perf_counter()
     clips, bad = _drain(iterator, batches, progress)
     total_rate = clips / (time.perf_counter() - start)
-    device_ms = _time_device_decode(first)
+    return DataReport(
+        batch_size=int(loader.batch_size),
+        clips_per_batch=count_clips(first),
+        workers=int(loader.num_workers),
+        batches=batches,
+        total_clips_per_s=total_rate,
+        bad_samples=bad + _bad(first) + worker.pop("bad"),
+        device_decode_ms_per_batch=_time_device_decode(first),
+        **worker,
+    )
 
+
+def _one_process(loader: Any, count: int, progress: Callable[[], None]) -> dict[str, Any]:
+    """What one worker does: ``count`` batches in this process on one thread, stages timed in
+    CPU seconds of this process (robust on a shared machine)."""
+    dataset = loader.dataset
     decode, crop, collate = _Timer(), _Timer(), _Timer()
     decoder, transform = dataset.decoder, dataset.transform
     dataset.decoder = _TimedDecoder(decoder, decode)
@@ -132,29 +155,22 @@ def measure_loader(datamodule: Any, batches: int, progress: Callable[[], None]) 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        count = max(2, batches // 4)
-        start = time.perf_counter()
-        worker_clips, worker_bad = _drain(single, count, progress)
-        elapsed = time.perf_counter() - start
+        start = time.process_time()
+        clips, bad = _drain(single, count, progress)
+        elapsed = time.process_time() - start
     finally:
         dataset.decoder, dataset.transform = decoder, transform
         torch.set_num_threads(threads)
-    per_clip = 1000.0 / max(worker_clips, 1)
+    per_clip = 1000.0 / max(clips, 1)
     other = elapsed - decode.seconds - crop.seconds - collate.seconds
-    return DataReport(
-        batch_size=int(loader.batch_size),
-        clips_per_batch=count_clips(first),
-        workers=int(loader.num_workers),
-        batches=batches,
-        total_clips_per_s=total_rate,
-        worker_clips_per_s=worker_clips / elapsed,
-        decode_ms_per_clip=decode.seconds * per_clip,
-        crop_ms_per_clip=crop.seconds * per_clip,
-        collate_ms_per_batch=collate.seconds * 1000.0 / count,
-        other_ms_per_clip=max(other, 0.0) * per_clip,
-        bad_samples=bad + _bad(first) + worker_bad,
-        device_decode_ms_per_batch=device_ms,
-    )
+    return {
+        "worker_clips_per_s": clips / elapsed,
+        "decode_ms_per_clip": decode.seconds * per_clip,
+        "crop_ms_per_clip": crop.seconds * per_clip,
+        "collate_ms_per_batch": collate.seconds * 1000.0 / count,
+        "other_ms_per_clip": max(other, 0.0) * per_clip,
+        "bad": bad,
+    }
 
 
 def _time_device_decode(batch: Any) -> float | None:
