@@ -1,8 +1,8 @@
 """One feature per video of a split, on one or many processes: what ``sce extract`` runs.
 
-The videos of a split are embedded as the evaluation of the config embeds them: the bank spec
-of a model that has one for that split (``video_retrieval``, ``knn_classifier``), else the test
-split's clip sampler and CPU transform; then the model's ``test_transform`` on the device and
+The videos of a split are embedded as the evaluation of the config embeds them: as the bank of
+a model that has one for that split (``video_retrieval``, ``knn_classifier``), else with the
+test split's clip sampler and CPU transform; then the model's ``test_transform`` on the device and
 its frozen ``trunk`` in eval mode. The views of a video are averaged exactly on any number of
 processes (:class:`~sce_builtins.evaluation.views.ViewRows`), in the split's order.
 """
@@ -22,7 +22,6 @@ from torch.utils.data import DataLoader
 from sce_builtins.evaluation._common import first_view
 from sce_builtins.evaluation.features import split_loader
 from sce_builtins.evaluation.ranks import world_info
-from sce_builtins.evaluation.retrieval_eval import views_like_test
 from sce_builtins.evaluation.views import ViewRows
 from sce_builtins.transforms.stage import transform_batch
 from sce_core.errors import SCEError
@@ -41,12 +40,10 @@ class ExtractedFeatures:
 
 def extraction_spec(model: Any, datamodule: Any, split: str) -> dict[str, Any]:
     """The split spec ``{split, clip_sampler, transform, batch_size, num_workers}`` to embed ``split``."""
-    splits = getattr(datamodule, "splits", None) or {}
-    test = splits.get("test")
     bank = getattr(model, "bank_spec", None)
     if isinstance(bank, Mapping) and bank.get("split") == split:
-        spec = dict(bank)
-        return views_like_test(spec, datamodule) if test is not None else spec
+        return dict(model.bank_spec_for(datamodule))  # the bank exactly as the evaluation embeds it
+    test = (getattr(datamodule, "splits", None) or {}).get("test")
     if test is None:
         raise SCEError(f"{_OWNER}: the config has no datamodule.test split; its clip_sampler and "
                        f"transform say how videos are embedded (add one, e.g. from eval/retrieval_r3d18_ucf101)")

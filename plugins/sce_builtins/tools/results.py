@@ -15,7 +15,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-RESULTS_FILE = "results.json"
+from sce_core.runner import RESULTS_FILE
+
 SCRATCH = "random init"
 
 
@@ -49,9 +50,10 @@ def row_name(pretrained: str | None) -> str:
     if not pretrained:
         return SCRATCH
     try:
-        return os.path.relpath(pretrained) if not os.path.relpath(pretrained).startswith("..") else pretrained
-    except ValueError:
+        relative = os.path.relpath(pretrained)
+    except ValueError:  # another drive
         return pretrained
+    return pretrained if relative.startswith("..") else relative
 
 
 def column_group(record: dict[str, Any]) -> str:
