@@ -18,7 +18,6 @@ from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 
 from sce_builtins.evaluation.video_classifier import VideoClassification, check_classifier_args
-from sce_builtins.evaluation.views import ViewRows
 from sce_core.constraints import Range
 from sce_core.slots import Component, Factory
 
@@ -62,14 +61,8 @@ class FinetuneClassifierEvaluation(VideoClassification, LightningModule):
         check_classifier_args(_NAME, {"trunk": trunk, "classifier": classifier}, video_reduction, topk)
         self.trunk = trunk
         self.dropout = nn.Dropout(float(dropout))
-        self.classifier = classifier
-        self.optimizer_factory = optimizer
-        self.train_transform = train_transform
-        self.val_transform = val_transform
-        self.test_transform = test_transform
-        self.video_reduction = video_reduction
-        self.topk = tuple(int(t) for t in topk)
-        self.view_rows = ViewRows()
+        self.keep_classification_args(classifier, optimizer, train_transform, val_transform,
+                                      test_transform, video_reduction, topk)
 
     def forward(self, x: Tensor) -> Tensor:
         """Class logits of a clip batch."""

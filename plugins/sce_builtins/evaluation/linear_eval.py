@@ -21,7 +21,6 @@ from torch import Tensor, nn
 
 from sce_builtins.evaluation._common import FrozenTrunkModule
 from sce_builtins.evaluation.video_classifier import VideoClassification, check_classifier_args
-from sce_builtins.evaluation.views import ViewRows
 from sce_core.slots import Component, Factory
 
 _NAME = "linear_classifier"
@@ -48,6 +47,8 @@ class LinearClassifierEvaluation(VideoClassification, FrozenTrunkModule):
         topk: accuracies reported (clipped to the number of classes).
     """
 
+    owner = _NAME
+
     def __init__(
         self,
         trunk: Component("trunks"),  # type: ignore[valid-type]
@@ -62,16 +63,8 @@ class LinearClassifierEvaluation(VideoClassification, FrozenTrunkModule):
         super().__init__()
         check_classifier_args(_NAME, {"trunk": trunk, "classifier": classifier}, video_reduction, topk)
         self.freeze_trunk(trunk)
-        self.classifier = classifier
-        self.optimizer_factory = optimizer
-        self.train_transform = train_transform
-        self.val_transform = val_transform
-        self.test_transform = test_transform
-        self.video_reduction = video_reduction
-        self.topk = tuple(int(t) for t in topk)
-        self.view_rows = ViewRows()
-
-    owner = _NAME
+        self.keep_classification_args(classifier, optimizer, train_transform, val_transform,
+                                      test_transform, video_reduction, topk)
 
     # ------------------------------------------------------------------ modes and forward
     @torch.no_grad()

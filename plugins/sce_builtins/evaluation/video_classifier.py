@@ -50,8 +50,8 @@ class VideoClassification:
     """Mixin of a ``LightningModule`` with ``classifier``, ``optimizer_factory``, the three stage
     transforms, ``video_reduction``, ``topk`` and a ``forward`` giving class logits.
 
-    Subclasses say which module the optimizer trains (:meth:`trained_module`) and set
-    ``self.view_rows = ViewRows()`` in ``__init__``.
+    Subclasses call :meth:`keep_classification_args` in ``__init__`` and say which module the
+    optimizer trains (:meth:`trained_module`).
     """
 
     owner = "video classifier"
@@ -62,6 +62,19 @@ class VideoClassification:
     video_reduction: str
     topk: tuple[int, ...]
     view_rows: ViewRows
+
+    def keep_classification_args(self, classifier: nn.Module, optimizer: Any, train_transform: Any,
+                                 val_transform: Any, test_transform: Any, video_reduction: str,
+                                 topk: Sequence[int]) -> None:
+        """Keep the classifier, the optimizer factory, the stage transforms and the video options."""
+        self.classifier = classifier
+        self.optimizer_factory = optimizer
+        self.train_transform = train_transform
+        self.val_transform = val_transform
+        self.test_transform = test_transform
+        self.video_reduction = video_reduction
+        self.topk = tuple(int(t) for t in topk)
+        self.view_rows = ViewRows()
 
     def trained_module(self) -> nn.Module:
         """The module whose parameters the optimizer updates."""
