@@ -307,3 +307,37 @@ def test_sce_checkpoint_keys_are_unchanged():
     model.on_save_checkpoint(ckpt)
     assert ckpt["sce_schedule"] == {"coeff": 0.5, "temp_m": 0.05, "momentum": 0.999, "steps_per_epoch": 3,
                                     "max_epochs": 2, "total_steps": 6}
+
+
+def test_methods_and_their_losses_are_registered_like_any_plugin():
+    import sce_core
+
+    assert {"sce", "moco", "ressl", "byol", "simclr"} <= set(sce_core.registry("models").names())
+    assert {"sce_loss", "infonce_loss", "ressl_loss", "byol_loss", "ntxent_loss"} <= set(
+        sce_core.registry("losses").names())
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_value_of_a_recipe_names_its_source(method):
+    from sce_core.config import find_config
+
+    lines = find_config(f"pretrain_r3d18_{method}_kinetics200").read_text().splitlines()
+    model = lines[lines.index("model:") + 1:]
+    values = [line for line in model if ":" in line and line.split(":", 1)[1].split("#")[0].strip()
+              and not line.strip().startswith(("_name_", "_keep_", "#"))]
+    assert values and all(any(tag in line for tag in ("[ez]", "[ptv]", "[sce]")) for line in values), values
+
+
+def test_readme_comparison_table_names_each_demo_config_and_its_model():
+    import re
+    from pathlib import Path
+
+    import sce_core
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    rows = re.findall(r"^\| (\S+(?: v2)?) \| `(demo\w*)` \| ([\d.]+)% \| ([\d.]+)% \| ([+-][\d.]+) \|$", readme, re.M)
+    assert [r[1] for r in rows] == ["demo", *(f"demo_{m}" for m in METHODS)]
+    for _, config, learned, random_init, gain in rows:
+        assert sce_core.load_config(config).model._name_ in ("sce", *METHODS)
+        assert float(gain) == pytest.approx(float(learned) - float(random_init), abs=0.11)  # each printed value is rounded
+    assert "[docs/methods.md](docs/methods.md)" in readme
