@@ -42,7 +42,7 @@ class ClipWindow:
 class DecodedClip:
     """A decoded clip with the frame indices it was read from (for tests and debugging)."""
 
-    frames: Any  # torch.Tensor (T, H, W, C)
+    frames: Any  # torch.Tensor (T, H, W, C); a DeferredClip with the frame decoder's decode_on: gpu
     frame_indices: Sequence[int] = field(default_factory=tuple)
     time_difference: bool = False
 
