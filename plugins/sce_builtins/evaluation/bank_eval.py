@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from sce_builtins.evaluation._common import FrozenTrunkModule, first_view
 from sce_builtins.evaluation.features import check_split_spec, extract_features, split_loader
-from sce_builtins.evaluation.views import ViewRows
+from sce_builtins.evaluation.views import SAME_ON_EVERY_RANK, ViewRows
 from sce_builtins.transforms.dtype import to_float
 from sce_builtins.transforms.stage import transform_batch
 
@@ -85,7 +85,7 @@ class BankEvaluation(FrozenTrunkModule):
         query, labels, _ids = self.view_rows.videos("mean")
         self.view_rows.clear()
         for name, value in self.score(query, labels, *self.bank).items():
-            self.log(f"test/{name}", value)
+            self.log(f"test/{name}", value, **SAME_ON_EVERY_RANK)
 
     def score(self, query: Tensor, labels: Tensor, bank: Tensor, bank_labels: Tensor) -> dict[str, float]:
         """Metrics of the test videos ``query (Q, D)`` against the bank ``(N, D)``."""

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from sce_builtins.evaluation._common import first_view, global_batch_size, steps_per_epoch
 from sce_builtins.evaluation.knn import topk_correct
-from sce_builtins.evaluation.views import ViewRows
+from sce_builtins.evaluation.views import SAME_ON_EVERY_RANK, ViewRows
 from sce_builtins.transforms.stage import transform_batch
 
 
@@ -105,11 +105,13 @@ class VideoClassification:
         labels = labels[keep]
         loss = F.cross_entropy(logits, labels) if labels.numel() else logits.sum() * 0.0
         n = int(labels.numel())
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=max(n, 1))
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=max(n, 1),
+                 sync_dist=True)
         if n:
             hits = topk_correct(logits.detach(), labels, self.topk)
             for t in self.topk:
-                self.log(f"train/acc_{t}", hits[t] / n, on_step=True, on_epoch=True, batch_size=n)
+                self.log(f"train/acc_{t}", hits[t] / n, on_step=True, on_epoch=True, batch_size=n,
+                         sync_dist=True)
         return loss
 
     # ------------------------------------------------------------------ video evaluation
@@ -129,9 +131,9 @@ class VideoClassification:
             return
         accs, nll = video_accuracy(probs, labels, self._k(probs.shape[1]))
         for t in self.topk:
-            self.log(f"{stage}/acc_{t}", accs[min(t, probs.shape[1])])
-        self.log(f"{stage}/loss", nll)
-        self.log(f"{stage}/num_videos", float(labels.numel()))
+            self.log(f"{stage}/acc_{t}", accs[min(t, probs.shape[1])], **SAME_ON_EVERY_RANK)
+        self.log(f"{stage}/loss", nll, **SAME_ON_EVERY_RANK)
+        self.log(f"{stage}/num_videos", float(labels.numel()), **SAME_ON_EVERY_RANK)
 
     def on_validation_epoch_start(self) -> None:
         """Start a new collection of per-view results."""

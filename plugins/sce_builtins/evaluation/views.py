@@ -21,6 +21,10 @@ from sce_builtins.evaluation.ranks import gather_rows
 
 Reduction = Literal["mean", "max"]
 
+# ``self.log`` options of a value computed from gathered rows (the same on every rank): synced
+# with ``max``, so Lightning does not warn and the value stays exact on any world size.
+SAME_ON_EVERY_RANK = {"sync_dist": True, "reduce_fx": "max"}
+
 
 def _column(batch: Mapping[str, Any], key: str, n: int, device: torch.device) -> Tensor | None:
     value = batch.get(key)
