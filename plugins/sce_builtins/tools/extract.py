@@ -32,6 +32,7 @@ def _check_output(output: Path, force: bool) -> None:
 def extract(config: str, output: Path, split: str = "test", overrides: Sequence[str] = (),
             force: bool = False) -> Path | None:
     """Embed every video of ``split`` and write ``output`` (on rank 0; the others return None)."""
+    _check_output(output, force)  # before anything heavy is imported
     import numpy as np
     from lightning.pytorch import seed_everything
 
@@ -42,7 +43,6 @@ def extract(config: str, output: Path, split: str = "test", overrides: Sequence[
     from sce_core.outputs import atomic_write
     from sce_core.runner import build_trainer, prepare
 
-    _check_output(output, force)
     quiet_lightning()
     _resolved, plain = prepare(config, overrides)
     seed = dict(plain.get("seed") or {})
