@@ -193,8 +193,9 @@ def run_step(args: argparse.Namespace) -> int:
     step, bar = _progress(args.warmup + 1 + args.steps, not args.no_progress, "sce bench step")
     with bar:
         report = measure_step(plain, model, (batch, 3, t, h, w), views, args.warmup, args.steps, step)
+    origin = "--batch-size" if args.batch_size else "global batch over the configured devices"
     print(f"sce bench step {config}: {report.device}, precision {report.precision}, "
-          f"{views} view(s) of {batch} x 3 x {t} x {h} x {w} uint8")
+          f"{views} view(s) of {batch} x 3 x {t} x {h} x {w} uint8 (batch: {origin})")
     print(f"  step              {report.step_ms:10.1f} ms (median of {report.steps})")
     print(f"  throughput        {report.clips_per_s:10.1f} clips/s")
     print(f"  peak memory       {report.peak_memory_mib:10.0f} MiB ({report.memory_kind})")

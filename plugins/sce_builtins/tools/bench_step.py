@@ -227,7 +227,11 @@ def measure_step(plain: Mapping[str, Any], model: Any, shape: tuple[int, ...], v
     device_type = trainer.strategy.root_device.type
     global_batch = ((plain.get("datamodule") or {}).get("train") or {}).get("global_batch_size")
     data = SyntheticData(shape, views, total, int(global_batch or shape[0]), device_type == "cuda")
-    trainer.fit(model, datamodule=data)
+    try:
+        trainer.fit(model, datamodule=data)
+    except torch.OutOfMemoryError:
+        raise BenchError(f"sce bench step: out of memory at a per-device batch of {shape[0]} "
+                         f"clips x {views} views; pass a smaller --batch-size") from None
     if len(timer.times) < steps:
         raise RuntimeError(f"sce bench step: only {len(timer.times)} of {steps} steps ran")
     step_s = statistics.median(timer.times)
