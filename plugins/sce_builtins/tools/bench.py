@@ -26,6 +26,7 @@ __all__ = ["BenchError", "bound_line", "main"]
 class BenchError(SCEError, ValueError):
     """A usage or config problem of ``sce bench`` (printed as one line, no traceback)."""
 
+
 # Lightning's remarks on the bench's own set-up (a datamodule without validation, the model's
 # batch hook), not on the user's config.
 BENCH_NOISE = (
@@ -68,10 +69,10 @@ def _results_dir() -> Path:
 
 
 def _save(what: str, config: str, result: dict[str, Any]) -> None:
-    folder = _results_dir()
-    folder.mkdir(parents=True, exist_ok=True)
+    from sce_core.outputs import atomic_write_text
+
     record = {"config": config, "time": time.strftime("%Y-%m-%d %H:%M"), **result}
-    (folder / f"{what}.json").write_text(json.dumps(record, indent=1))
+    atomic_write_text(_results_dir() / f"{what}.json", json.dumps(record, indent=1))
 
 
 def _load(what: str, config: str) -> dict[str, Any] | None:
