@@ -63,6 +63,19 @@ def source_of(obj: Any) -> str:
         return str(getattr(module, "__file__", None) or "unknown")
 
 
+def _inherited_docs(obj: Any, names: list[str]) -> list[str]:
+    """The docstring of the base class whose parameters ``names`` a component takes through
+    ``**kwargs: BaseArgs`` (its own docstring documents only what it adds)."""
+    if not names or not inspect.isclass(obj):
+        return []
+    owners = [c for c in obj.__mro__ if "__init__" in vars(c)]
+    base = next((c for c in owners[1:] if c.__doc__), None)
+    if base is None:
+        return []
+    return ["", f"  Shared parameters ({', '.join(names)}), from {base.__module__}.{base.__qualname__}:",
+            *("    " + line for line in inspect.cleandoc(base.__doc__).splitlines())]
+
+
 def describe(name: str, kind: str | None = None, as_yaml: bool = False) -> str:
     """The text ``sce info`` prints."""
     from omegaconf import OmegaConf
@@ -81,6 +94,7 @@ def describe(name: str, kind: str | None = None, as_yaml: bool = False) -> str:
         f"  source:   {source}",
         "",
         *("  " + line for line in (spec.doc or "(no docstring)").splitlines()),
+        *_inherited_docs(obj, [p.name for p in spec.params.values() if p.inherited]),
         "",
         "parameters:",
     ]

@@ -293,7 +293,8 @@ def test_sce_info_says_what_differs_from_sce(method, says):
     assert proc.returncode == 0, out
     text = " ".join(out.split())
     assert "Differs from SCE" in text and " ".join(says.split()) in text
-    assert "trunk: Component('trunks') (required)" in out or "trunk: " in out
+    assert "trunk: trunks component (required)" in out  # the shared parameters, with their docs:
+    assert "Shared parameters (trunk, " in out and "``enabled`` (false): shuffle the target batch" in out
 
 
 def test_sce_checkpoint_keys_are_unchanged():
@@ -341,3 +342,29 @@ def test_readme_comparison_table_names_each_demo_config_and_its_model():
         assert sce_core.load_config(config).model._name_ in ("sce", *METHODS)
         assert float(gain) == pytest.approx(float(learned) - float(random_init), abs=0.11)  # each printed value is rounded
     assert "[docs/methods.md](docs/methods.md)" in readme
+
+
+class Recording(nn.Module):
+    """A loss component that records its calls: ``(q, k)`` shapes and the queue's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list = []
+
+    def forward(self, q, k, queue=None, k_global=None):
+        self.calls.append((tuple(q.shape), tuple(k.shape), None if queue is None else tuple(queue.shape)))
+        return (q * k.detach()).sum(1).mean()
+
+
+@pytest.mark.parametrize(("cls", "change", "calls"), [
+    (MoCoModel, {}, [((4, 8), (4, 8), (12, 8))] * 2),
+    (ReSSLModel, {}, [((4, 8), (4, 8), (12, 8))] * 2),
+    (BYOLModel, {"queue": None, "predictor": nn.Linear(8, 8)}, [((4, 8), (4, 8), None)] * 2),
+    (SimCLRModel, {"queue": None}, [((4, 8), (4, 8), None)]),  # loss(a, b): one call per view pair
+])
+def test_a_loss_component_replaces_the_method_loss(cls, change, calls):
+    loss = Recording()
+    model = cls(**{**parts(), **change, "loss": loss})
+    assert model.loss_fn is loss
+    model.step_loss(views())
+    assert loss.calls == calls

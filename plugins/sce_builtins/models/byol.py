@@ -15,7 +15,7 @@ class BYOLModel(SiameseModel):
 
     Differs from SCE: no queue and no negatives at all (collapse is avoided by the predictor
     and the momentum target), so a predictor is required and ``queue`` must be null.
-    Everything else is the shared base's: ``sce info sce`` documents those parameters.
+    Everything else is the shared base's (``sce info`` prints its docstring too).
 
     Args:
         **kwargs: the shared parameters (trunk, optimizer, projector, predictor, transforms,

@@ -17,7 +17,7 @@ class MoCoModel(SiameseModel):
     Differs from SCE: a one-hot target (SCE with ``coeff: 1`` computes the same loss), no
     predictor in MoCo v2 (a configured one is used, as MoCo v3 does), a queue is required.
     Everything else (trunk, projector, EMA target, queue, crops, shuffle_bn, momentum
-    schedule, performance) is the shared base's: ``sce info sce`` documents those parameters.
+    schedule, performance) is the shared base's (``sce info`` prints its docstring too).
 
     Args:
         temp: softmax temperature of InfoNCE.

@@ -16,7 +16,7 @@ class ReSSLModel(SiameseModel):
 
     Differs from SCE: a purely relational target with no positive column in either softmax
     (SCE with ``coeff: 0`` keeps the positive in the online softmax), no predictor, a queue is
-    required. Everything else is the shared base's: ``sce info sce`` documents those parameters.
+    required. Everything else is the shared base's (``sce info`` prints its docstring too).
 
     Args:
         temp: temperature of the online distribution.

@@ -30,7 +30,7 @@ class SCEModel(SiameseModel):
     MoCo and ReSSL), and a soft target between MoCo's one-hot (``coeff: 1`` is MoCo's InfoNCE)
     and ReSSL's relational one, with schedules for ``coeff`` and ``temp_m``. The other
     parameters (trunk, heads, queue, crops, shuffle_bn, momentum schedule, performance) are
-    the shared ones of every method (``sce info moco`` and docs/methods.md).
+    the shared ones of every method (documented below by ``sce info``; docs/methods.md).
 
     Args:
         coeff: lambda, weight of the one-hot positive in the target distribution (the value

@@ -21,7 +21,7 @@ class SimCLRModel(SiameseModel):
     Differs from SCE: no momentum target (no EMA, no momentum schedule, no shuffle-BN), no
     queue and no predictor in SimCLR (a configured one is used); the loss is averaged over the
     view pairs that include a global crop. Everything else (trunk, projector, crops,
-    transforms, performance) is the shared base's: ``sce info sce`` documents those parameters.
+    transforms, performance) is the shared base's (``sce info`` prints its docstring too).
 
     Args:
         temp: softmax temperature of NT-Xent.
