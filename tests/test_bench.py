@@ -138,6 +138,9 @@ def test_recipe_config_shape_and_batch_are_read():
     _resolved, plain = prepare(RECIPE, ["dir.data=/nowhere"])
     assert input_shape(plain) == (8, 224, 224)
     assert local_batch(plain, 8) == 64  # 512 over 8 GPUs
+    node_form = {"datamodule": {"decoder": {"_name_": "frame", "frame_filter": {"num_samples": 4}},
+                                "train": {"transform": {"_name_": "center_crop", "size": [96, 128]}}}}
+    assert input_shape(node_form) == (4, 96, 128)
 
 
 def test_bench_on_the_recipe_at_cpu_size(tmp_path, cache):

@@ -103,8 +103,10 @@ def input_shape(plain: Mapping[str, Any]) -> tuple[int, int, int]:
     """``(T, H, W)`` of one training clip, read from the config (``ValueError`` when it cannot be)."""
     dm = plain.get("datamodule") or {}
     train = dm.get("train") or {}
-    decoder_args = train.get("decoder_args") or dm.get("decoder_args") or {}
-    frames = (decoder_args.get("frame_filter") or {}).get("num_samples")
+    candidates = (train.get("decoder_args"), train.get("decoder"), dm.get("decoder_args"),
+                  dm.get("decoder"))
+    decoder = next((c for c in candidates if isinstance(c, Mapping) and "frame_filter" in c), {})
+    frames = (decoder.get("frame_filter") or {}).get("num_samples")
     size = _crop_size(train.get("transform"))
     if not isinstance(frames, int) or size is None:
         raise BenchError("sce bench step: cannot read the clip shape from the config (frame_filter."
