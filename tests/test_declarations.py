@@ -226,7 +226,7 @@ class _Tested:
 
     def test(self, model, datamodule, ckpt_path=None, weights_only=False):
         self.calls.append(("test", ckpt_path, weights_only))
-        return [{"test/acc_1": 0.5}]
+        return [{"test/acc_1": 0.5, "test/knn_top1": 0.25}]
 
 
 def _linear_run(evaluation: dict | None, monitor: str | None):
@@ -255,8 +255,15 @@ def test_linear_protocol_fits_then_tests_the_chosen_checkpoint(evaluation, monit
 
 def test_knn_protocol_only_tests():
     run, trainer = _linear_run(None, "val/acc_1")
-    builtin_protocols.knn(run)
+    assert builtin_protocols.knn(run)["metrics"] == {"top1": 0.25}
     assert trainer.calls == [("test", None, True)]
+
+
+def test_a_protocol_that_scored_no_video_is_an_error():
+    run, trainer = _linear_run(None, "val/acc_1")
+    trainer.test = lambda *args, **kwargs: [{}]  # an empty test split logs nothing
+    with pytest.raises(SCEError, match="^evaluation: no test video was scored .*check datamodule.test"):
+        builtin_protocols.retrieval(run)
 
 
 # -- default config ----------------------------------------------------------------------------

@@ -270,3 +270,11 @@ def test_sce_results_errors_are_one_line(tmp_path, capsys):
         "(needs protocol and metrics)"]
     assert main(["results", str(tmp_path / "missing")]) == 1
     assert "does not exist; give run folders or a folder above them" in capsys.readouterr().err
+
+
+def test_an_evaluation_without_a_test_split_is_found_by_sce_check():
+    cfg = load_config("eval/retrieval_demo", ["model.trunk.pretrained=null", "datamodule.test=null"])
+    assert [str(issue) for issue in validate_config(cfg)] == [
+        "datamodule.test: the video_retrieval model scores the test split's videos and the config "
+        "has no test split; add datamodule.test (clip_sampler, transform, global_batch_size), as in "
+        "the shipped eval/ configs"]

@@ -38,11 +38,26 @@ def _gpu_decoding_issues(config: dict[str, Any]) -> list[Issue]:
                         f"no CUDA GPU; set {path}=cpu") for path in asked]
 
 
+EVALUATION_MODELS = ("finetune_classifier", "knn_classifier", "linear_classifier", "video_retrieval")
+
+
+def _evaluation_issues(config: dict[str, Any]) -> list[Issue]:
+    """An evaluation model scores the test split's videos: the config must have one."""
+    name = _get(config, "model._name_")
+    if not isinstance(name, str) or name.split(":")[-1].split("/")[-1] not in EVALUATION_MODELS:
+        return []
+    if _get(config, "datamodule.test") is not None:
+        return []
+    return [Issue("datamodule.test", f"the {name.split('/')[-1]} model scores the test split's videos and "
+                  "the config has no test split; add datamodule.test (clip_sampler, transform, "
+                  "global_batch_size), as in the shipped eval/ configs")]
+
+
 @hookimpl
 def sce_validate_config(config: dict[str, Any]) -> list[Issue]:
     """The queue's feature size must equal the projector's output size; ``decode_on: gpu``
-    needs a CUDA GPU."""
-    issues = _gpu_decoding_issues(config)
+    needs a CUDA GPU; an evaluation model needs a test split."""
+    issues = _gpu_decoding_issues(config) + _evaluation_issues(config)
     queue_dim = _get(config, "model.queue.feature_dim")
     proj_dim = _get(config, "model.projector.output_dim")
     if isinstance(queue_dim, int) and isinstance(proj_dim, int) and queue_dim != proj_dim:

@@ -43,6 +43,11 @@ def record(run: Any, logged: list[Mapping[str, float]], names: Mapping[str, str]
     trunk's ``pretrained`` file (absolute; None: random init), the dataset and its split."""
     values = dict(logged[0]) if logged else {}
     metrics = {new: float(values[old]) for old, new in names.items() if old in values}
+    if not metrics:
+        from sce_core.errors import SCEError
+
+        raise SCEError("evaluation: no test video was scored (an empty test split, or labels all -1); "
+                       "check datamodule.test and its annotations")
     model, data = run.plain.get("model") or {}, run.plain.get("datamodule") or {}
     trunk = model.get("trunk") if isinstance(model.get("trunk"), Mapping) else {}
     pretrained = trunk.get("pretrained")
