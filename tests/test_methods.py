@@ -156,7 +156,7 @@ def test_simclr_has_no_target_and_byol_no_queue():
     assert simclr.trunk.net[0].weight.grad.abs().sum() > 0
     byol = BYOLModel(**{**parts(), "queue": None, "predictor": MLPHead(input_dim=8, hidden_dims=[16], output_dim=8,
                                                                        num_layers=2, norm_layer="bn_1D")})
-    assert byol.queue is None and 0.0 <= float(byol.step_loss(views())[0]) <= 4.0
+    assert byol.queue is None and 0.0 <= float(byol.step_loss(views())[0].detach()) <= 4.0
 
 
 def _gather_worker(rank: int, port: int, a: torch.Tensor, b: torch.Tensor, out: dict) -> None:
@@ -288,13 +288,19 @@ def test_demo_config_is_the_demo_with_the_model_swapped(method):
     ("byol", "no queue and no negatives"), ("simclr", "no momentum target"),
 ])
 def test_sce_info_says_what_differs_from_sce(method, says):
-    proc = sce("info", method)
+    from sce_core.info import describe
+
+    text = describe(method, kind="models")
+    assert "Differs from SCE" in " ".join(text.split()) and " ".join(says.split()) in " ".join(text.split())
+    assert "trunk: trunks component (required)" in text  # the shared parameters, with their docs:
+    assert "Shared parameters (trunk, " in text and "``enabled`` (false): shuffle the target batch" in text
+
+
+def test_the_sce_info_command_prints_a_method():
+    proc = sce("info", "simclr")
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out
-    text = " ".join(out.split())
-    assert "Differs from SCE" in text and " ".join(says.split()) in text
-    assert "trunk: trunks component (required)" in out  # the shared parameters, with their docs:
-    assert "Shared parameters (trunk, " in out and "``enabled`` (false): shuffle the target batch" in out
+    assert out.startswith("model 'simclr'\n") and "Differs from SCE: no momentum target" in out
 
 
 def test_sce_checkpoint_keys_are_unchanged():
