@@ -14,11 +14,11 @@ from eval_data import (  # noqa: F401 (data and trunk_file are fixtures)
     frame_decoder,
     pyav_decoder,
     retrieval_config,
-    run_sce,
     tiny_split,
     trunk_file,
     write_config,
 )
+from tiny_demo import sce
 
 pytestmark = pytest.mark.ddp
 
@@ -27,10 +27,17 @@ def results(root: Path, folder: str) -> dict:
     return json.loads((root / folder / "results.json").read_text())
 
 
+def together(*commands: list[str]) -> None:
+    """Run the ``sce`` commands at the same time; each must succeed."""
+    procs = [sce(*args) for args in commands]
+    for proc in procs:
+        out, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, out[-3000:]
+
+
 def one_and_two(args: list[str], root: Path) -> tuple[Path, Path]:
-    """Run ``sce ARGS`` with 1 process into ``root/one`` and with 2 into ``root/two``."""
-    run_sce(*args, f"dir.root={root / 'one'}")
-    run_sce(*args, f"dir.root={root / 'two'}", *DDP)
+    """Run ``sce ARGS`` with 1 process into ``root/one`` and, at the same time, with 2 into ``root/two``."""
+    together([*args, f"dir.root={root / 'one'}"], [*args, f"dir.root={root / 'two'}", *DDP])
     return root / "one", root / "two"
 
 
@@ -39,8 +46,8 @@ def test_extraction_and_retrieval_on_two_processes(data, trunk_file, tmp_path): 
     args = [f"dir.data={data['hmdb51']}", *pyav_decoder()]
     one, two = one_and_two(["evaluate", "retrieval", str(cfg), *args], tmp_path)
     assert results(one, "retrieval_hmdb51") == results(two, "retrieval_hmdb51")
-    run_sce("extract", str(cfg), str(tmp_path / "one.npz"), *args)
-    run_sce("extract", str(cfg), str(tmp_path / "two.npz"), *args, *DDP)
+    together(["extract", str(cfg), str(tmp_path / "one.npz"), *args],
+             ["extract", str(cfg), str(tmp_path / "two.npz"), *args, *DDP])
     a, b = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
     assert a["paths"].tolist() == b["paths"].tolist() and len(set(a["paths"].tolist())) == 9
     assert a["labels"].tolist() == b["labels"].tolist()
