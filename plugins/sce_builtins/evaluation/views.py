@@ -44,7 +44,7 @@ class ViewRows:
         self._values: list[Tensor] = []
         self._keys: list[Tensor] = []
         self._labels: list[Tensor] = []
-        self._seen: dict[int, int] = defaultdict(int)
+        self._seen: dict[int, int] = defaultdict(int)  # rows seen per video (no view indices)
 
     def __len__(self) -> int:
         return sum(int(v.shape[0]) for v in self._values)
@@ -71,7 +71,8 @@ class ViewRows:
 
     def clear(self) -> None:
         """Forget every row (a new epoch)."""
-        self.__init__()
+        self._values, self._keys, self._labels = [], [], []
+        self._seen.clear()
 
     def videos(self, reduction: Reduction = "mean", gather: bool = True) -> tuple[Tensor, Tensor, Tensor]:
         """``(values (V, ...), labels (V,), ids (V,))`` per video, sorted by video id.

@@ -79,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Write one feature row per video of a split.")
     parser.add_argument("config", help="an evaluation config (path or shipped name)")
     parser.add_argument("output", type=Path, help="the .npz file to write (features, labels, paths)")
-    parser.add_argument("overrides", nargs="*", metavar="key=value")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="config overrides, as for sce evaluate (e.g. dir.data=... model.trunk.pretrained=...)")
     parser.add_argument("--split", choices=["train", "val", "test"], default="test",
                         help="the split to embed (default: test)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing OUT")
