@@ -10,6 +10,7 @@ from typing import Any, Literal
 import numpy as np
 
 from sce_builtins.data.decoders.clips import (
+    ClipPlan,
     ClipPlanner,
     Timeline,
     as_generator,
@@ -175,7 +176,9 @@ class FrameDecoder:
             size = hw
         return list(blobs), size[0], size[1]
 
-    def _deferred(self, record, unique, plans, positions) -> list[DecodedClip]:
+    def _deferred(self, record: VideoRecord, unique: np.ndarray, plans: Sequence[ClipPlan],
+                  positions: Sequence[np.ndarray]) -> list[DecodedClip]:
+        """One :class:`DeferredClip` per plan: the bytes of its reads, decoded after transfer."""
         blobs, height, width = self.read_encoded(record, unique)
         return [
             DecodedClip(
