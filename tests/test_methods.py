@@ -374,3 +374,43 @@ def test_a_loss_component_replaces_the_method_loss(cls, change, calls):
     assert model.loss_fn is loss
     model.step_loss(views())
     assert loss.calls == calls
+
+
+class Pairs(torch.utils.data.Dataset):
+    """8 fixed samples, two float views each."""
+
+    def __init__(self) -> None:
+        g = torch.Generator().manual_seed(5)
+        self.views = [torch.rand(8, 3, 2, 8, 8, generator=g) for _ in range(2)]
+
+    def __len__(self) -> int:
+        return 8
+
+    def __getitem__(self, i: int) -> dict:
+        return {"input": [v[i] for v in self.views], "label": 0}
+
+
+def sgd(model, num_steps_per_epoch, global_batch_size):
+    return {"optimizer": torch.optim.SGD(model.learnable_params, lr=0.05, momentum=0.9)}
+
+
+@pytest.mark.parametrize(("cls", "change"), [(MoCoModel, {}), (SimCLRModel, {"queue": None})])
+def test_a_method_resumes_exactly_from_the_shared_checkpoint_hooks(cls, change, tmp_path):
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    def fit(model, ckpt_path=None):
+        saver = ModelCheckpoint(dirpath=tmp_path / "ck", filename="{epoch}", save_top_k=-1)
+        pl.Trainer(accelerator="cpu", devices=1, max_epochs=2, logger=False, enable_progress_bar=False,
+                   enable_model_summary=False, num_sanity_val_steps=0, callbacks=[saver]).fit(
+            model, torch.utils.data.DataLoader(Pairs(), batch_size=4), ckpt_path=ckpt_path)
+
+    method = {**change, "optimizer": sgd, "schedules": {"momentum": {"initial": 0.9, "kind": "cosine"}}}
+    whole = cls(**{**parts(), **method})
+    fit(whole)
+    resumed = cls(**{**parts(seed=9), **method})  # other weights and queue until the checkpoint loads
+    fit(resumed, ckpt_path=tmp_path / "ck" / "epoch=0.ckpt")
+    assert resumed.momentum == whole.momentum == 1.0
+    assert whole.state_dict().keys() == resumed.state_dict().keys()
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
