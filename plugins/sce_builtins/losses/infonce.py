@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
+
+from sce_builtins.losses._common import TemperatureLoss
 
 _NAME = "infonce_loss"
 
 
-class InfoNCELoss(nn.Module):
+class InfoNCELoss(TemperatureLoss):
     """InfoNCE (MoCo v2): cross-entropy of ``[q.k, q.queue] / temp`` with the positive at 0.
 
     Called like the SCE loss, ``loss(q, k, queue=None, k_global=None)``; ``k_global`` is
@@ -20,15 +22,10 @@ class InfoNCELoss(nn.Module):
         temp: softmax temperature.
     """
 
-    def __init__(self, temp: float = 0.2) -> None:
-        super().__init__()
-        if temp <= 0:
-            raise ValueError(f"{_NAME}: temp must be > 0 (got {temp}).")
-        self.temp = float(temp)
+    name = _NAME
 
-    def logged_values(self) -> dict[str, float]:
-        """What the model logs of this loss each step: ``pretrain/<name>``."""
-        return {"temp": self.temp}
+    def __init__(self, temp: float = 0.2) -> None:
+        super().__init__(temp)
 
     def forward(
         self, q: Tensor, k: Tensor, queue: Tensor | None = None, k_global: Tensor | None = None

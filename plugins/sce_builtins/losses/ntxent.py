@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from sce_builtins.losses._common import compute_dtype, no_autocast
+from sce_builtins.losses._common import TemperatureLoss, compute_dtype, no_autocast
 from sce_builtins.models.gather import concat_all_gather_with_backprop, get_rank
 
 _NAME = "ntxent_loss"
 
 
-class NTXentLoss(nn.Module):
+class NTXentLoss(TemperatureLoss):
     """NT-Xent (SimCLR): each embedding of view a (and of view b) must pick its other view
     among the ``2 N - 1`` other embeddings of the global batch (``N`` samples over every rank),
     by a softmax of cosine similarities at ``temp``; averaged over the local ``2 B`` anchors.
@@ -26,15 +26,10 @@ class NTXentLoss(nn.Module):
         temp: softmax temperature.
     """
 
-    def __init__(self, temp: float = 0.1) -> None:
-        super().__init__()
-        if temp <= 0:
-            raise ValueError(f"{_NAME}: temp must be > 0 (got {temp}).")
-        self.temp = float(temp)
+    name = _NAME
 
-    def logged_values(self) -> dict[str, float]:
-        """What the model logs of this loss each step: ``pretrain/<name>``."""
-        return {"temp": self.temp}
+    def __init__(self, temp: float = 0.1) -> None:
+        super().__init__(temp)
 
     def forward(self, a: Tensor, b: Tensor, queue: Tensor | None = None, k_global: Tensor | None = None) -> Tensor:
         """Return the mean NT-Xent loss of the local anchors."""
