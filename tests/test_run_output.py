@@ -87,3 +87,18 @@ def test_the_terminal_bar_redraws_at_most_twice_a_second_and_at_the_end(monkeypa
     monkeypatch.setattr(console.time, "monotonic", lambda: next(clock))
     bar = console.Bar()
     assert [bar._should_update(n, 6) for n in range(1, 7)] == [True, False, False, True, False, True]
+
+
+def test_the_terminal_bar_shows_the_training_loss_read_at_redraw():
+    from types import SimpleNamespace
+
+    import torch
+
+    from sce_core import console
+
+    trainer = SimpleNamespace(loggers=[], progress_bar_metrics={}, training=True,
+                              callback_metrics={"online/train_loss_step": torch.tensor(9.0),
+                                                "pretrain/loss_step": torch.tensor(2.5)})
+    assert console.Bar().get_metrics(trainer, None) == {"loss": "2.5"}
+    trainer.training = False  # validation and test bars show no training loss
+    assert console.Bar().get_metrics(trainer, None) == {}
