@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import warnings
 
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -21,9 +22,16 @@ def _worker(rank: int, init: str, out: str) -> None:
     own = host_sync.host_group()
     again = host_sync.host_group() is own
     sums_own = host_sync.sum_over_ranks([1])
+    host_sync._GROUP.clear()  # a cluster where gloo cannot be set up: the default group serves
+    dist.new_group = lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no interface"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fallback_sums = host_sync.sum_over_ranks([rank, 1])
+    fallback_warned = any("no gloo group for host values (no interface)" in str(w.message) for w in caught)
     with open(f"{out}/rank{rank}.json", "w") as f:
         json.dump({"sums": sums, "gathered": gathered, "default_group": default_group,
-                   "own_is_world": own is dist.group.WORLD, "again": again, "sums_own": sums_own}, f)
+                   "own_is_world": own is dist.group.WORLD, "again": again, "sums_own": sums_own,
+                   "fallback_sums": fallback_sums, "fallback_warned": fallback_warned}, f)
     dist.destroy_process_group()
 
 
@@ -37,6 +45,7 @@ def test_two_ranks_agree_on_host_values():
         assert r["default_group"] is True  # a gloo job uses its own group
         assert r["own_is_world"] is False and r["again"] is True  # created once, then reused
         assert r["sums_own"] == [2]
+        assert r["fallback_sums"] == [1, 2] and r["fallback_warned"] is True
 
 
 def test_one_process_needs_no_group():
