@@ -15,6 +15,7 @@ shuffle-BN target branch's split BatchNorm) is left alone, so shuffle-BN stays p
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -133,34 +134,46 @@ def _copy_into(new: _BatchNorm, old: _BatchNorm) -> _BatchNorm:
     return new
 
 
+def _replace_layers(module: nn.Module, convert: Callable[[nn.Module], nn.Module | None]) -> nn.Module:
+    """``module`` with every layer that ``convert`` maps to a new one replaced (in place; a bare
+    layer is returned converted). ``convert`` returns None to look inside a layer instead."""
+    converted = convert(module)
+    if converted is not None:
+        return converted
+    for name, child in module.named_children():
+        new = _replace_layers(child, convert)
+        if new is not child:
+            setattr(module, name, new)
+    return module
+
+
+def _to_global(layer: nn.Module) -> nn.Module | None:
+    if not isinstance(layer, _BatchNorm) or isinstance(layer, GlobalBatchNorm) \
+            or getattr(layer, "keeps_local_statistics", False):
+        return None
+    new = GlobalBatchNorm(layer.num_features, layer.eps, layer.momentum, layer.affine,
+                          layer.track_running_stats)
+    new.local_class = type(layer)
+    return _copy_into(new, layer)
+
+
+def _to_local(layer: nn.Module) -> nn.Module | None:
+    if not isinstance(layer, GlobalBatchNorm):
+        return None
+    cls = getattr(layer, "local_class", nn.BatchNorm1d)
+    return _copy_into(cls(layer.num_features, layer.eps, layer.momentum, layer.affine,
+                          layer.track_running_stats), layer)
+
+
 def convert_to_global(module: nn.Module) -> nn.Module:
     """Replace BatchNorm layers by :class:`GlobalBatchNorm` (in place; a bare layer is returned
     converted). Layers with ``keeps_local_statistics = True`` and converted ones are kept."""
-    if isinstance(module, _BatchNorm) and not isinstance(module, GlobalBatchNorm) \
-            and not getattr(module, "keeps_local_statistics", False):
-        new = GlobalBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
-                              module.track_running_stats)
-        new.local_class = type(module)
-        return _copy_into(new, module)
-    for name, child in module.named_children():
-        converted = convert_to_global(child)
-        if converted is not child:
-            setattr(module, name, converted)
-    return module
+    return _replace_layers(module, _to_global)
 
 
 def convert_to_local(module: nn.Module) -> nn.Module:
     """Undo :func:`convert_to_global` (each layer goes back to its original class)."""
-    if isinstance(module, GlobalBatchNorm):
-        cls = getattr(module, "local_class", nn.BatchNorm1d)
-        new = cls(module.num_features, module.eps, module.momentum, module.affine,
-                  module.track_running_stats)
-        return _copy_into(new, module)
-    for name, child in module.named_children():
-        converted = convert_to_local(child)
-        if converted is not child:
-            setattr(module, name, converted)
-    return module
+    return _replace_layers(module, _to_local)
 
 
 class BatchNormSync(TorchSyncBatchNorm):

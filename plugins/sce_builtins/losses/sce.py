@@ -19,18 +19,12 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from sce_builtins.losses._common import compute_dtype, no_autocast
+
 #: Subtracted from the target logit of a sample's own key when ``use_keys`` (docs/reference.md §1.4).
 LARGE_NUM = 1e9
 
 _NAME = "sce_loss"
-
-
-def _compute_dtype(*tensors: Tensor | None) -> torch.dtype:
-    dtype = torch.float32
-    for t in tensors:
-        if t is not None:
-            dtype = torch.promote_types(dtype, t.dtype)
-    return dtype
 
 
 def _default_rank() -> int:
@@ -98,8 +92,8 @@ class SCELoss(nn.Module):
                 f"{_NAME}: queue must be (K, D) with D={q.shape[1]} (one key per row); "
                 f"got {tuple(queue.shape)}."
             )
-        dtype = _compute_dtype(q, k, queue, k_global)
-        with torch.autocast(device_type=q.device.type, enabled=False):
+        dtype = compute_dtype(q, k, queue, k_global)
+        with no_autocast(q):
             q = q.to(dtype)
             k = k.detach().to(dtype)
             queue = None if queue is None else queue.detach().to(dtype)
