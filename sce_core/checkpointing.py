@@ -24,7 +24,7 @@ CHECKPOINT_DIR = "checkpoints"
 LAST = "last.ckpt"
 
 
-def _any_rank(trainer: Trainer, *flags: bool) -> list[bool]:
+def _any_rank(*flags: bool) -> list[bool]:
     """Each flag OR-ed over all ranks (one host-side collective; nothing on one process)."""
     return [total > 0 for total in sum_over_ranks([int(f) for f in flags])]
 
@@ -95,7 +95,7 @@ class RunCheckpoint(Checkpoint):
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
         if self._pending_metrics:  # after every value of the first resumed step was logged
             merge_accumulators(trainer, self._pending_metrics)
-        stop, due = _any_rank(trainer, self.stop.requested, self._due(trainer))
+        stop, due = _any_rank(self.stop.requested, self._due(trainer))
         if not (stop or due):
             return
         self.save(trainer)
