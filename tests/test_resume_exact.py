@@ -153,3 +153,28 @@ def test_sigterm_to_one_ddp_rank_stops_both_and_another_process_count_is_refused
     assert ("sce: error: the checkpoint was written by 2 process(es) and this run has 1; resume "
             "with the same number of devices (trainer.devices x trainer.num_nodes = 2)") in out
     assert torch.load(last, weights_only=True)["global_step"] == 2
+
+
+@pytest.mark.timeout(600)
+def test_sigterm_to_every_process_of_the_job_loader_workers_included_saves_and_stops(cache, tmp_path):
+    """As SLURM's scancel does: the signal reaches the loader workers too."""
+    import sys
+
+    markers = tmp_path / "markers"
+    args = [*TINY, "datamodule.train.loader.num_workers=2"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sce_core.cli", "pretrain", "demo", *args, f"dir.root={tmp_path}",
+         "--code", str(STOP_HELPER)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+        env={**os.environ, "SCE_TEST_STOP_STEP": "3", "SCE_TEST_MARKERS": str(markers),
+             "SCE_TEST_SIGNALLED_RANKS": "0"})
+    deadline = time.monotonic() + 300
+    while not (markers / "rank0").exists():
+        assert proc.poll() is None, proc.communicate()[0][-3000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGTERM)  # the main process and its loader workers
+    out = finish(proc, timeout=120)
+    assert proc.returncode == 143, out[-3000:]
+    assert f"saved {tmp_path / 'demo' / 'checkpoints' / 'last.ckpt'} at step 3" in out
+    assert torch.load(tmp_path / "demo" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3

@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import signal
 from collections.abc import Mapping
 from typing import Any
 
@@ -58,7 +59,15 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 
 def worker_init_fn(worker_id: int) -> None:
-    """DataLoader worker setup: one torch thread, numpy/random seeded from the worker's torch seed."""
+    """DataLoader worker setup: one torch thread, numpy/random seeded from the worker's torch seed,
+    SIGTERM ignored.
+
+    A launcher that stops a job (SLURM ``scancel``, preemption) signals every process of it,
+    workers included; a worker killed by it would fail the main process before the run saves
+    its checkpoint. The main process handles the signal and shuts its workers down; a worker
+    whose parent is gone exits by itself (torch's worker watchdog).
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     torch.set_num_threads(1)
     info = torch.utils.data.get_worker_info()
     seed = (info.seed if info is not None else worker_id) % 2**32
