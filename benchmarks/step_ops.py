@@ -141,8 +141,6 @@ def measure(config: str, batch: int, size: int, frames: int, ranks: int, warmup:
     """Counts of one step cycle of ``config`` on the CPU (see the module docstring)."""
     from lightning.pytorch import Callback
 
-    from sce_core.runner import setup_run
-
     if ranks > 1:
         _emulate_ranks(ranks)
     counter = OpCounter()
@@ -154,7 +152,15 @@ def measure(config: str, batch: int, size: int, frames: int, ranks: int, warmup:
             elif batch_idx == warmup + 1:
                 counter.__exit__(None, None, None)
 
-    root = tempfile.mkdtemp(prefix="sce-step-ops-")
+    with tempfile.TemporaryDirectory(prefix="sce-step-ops-") as root:
+        return _count_fit(config, root, counter, Window(), batch, size, frames, ranks, warmup)
+
+
+def _count_fit(config: str, root: str, counter: "OpCounter", window: Any, batch: int, size: int,
+               frames: int, ranks: int, warmup: int) -> dict[str, Any]:
+    """Runs the counted fit with its run folder under ``root`` (removed by the caller)."""
+    from sce_core.runner import setup_run
+
     overrides = [
         f"dir.root={root}", f"dir.data={root}", "trainer.accelerator=cpu", "trainer.devices=1",
         "trainer.precision=32-true", "trainer.strategy={_name_: auto}", "trainer.max_epochs=1",
@@ -170,18 +176,23 @@ def measure(config: str, batch: int, size: int, frames: int, ranks: int, warmup:
             convert_to_global(run.model)
         except ImportError:
             pass
-    run.trainer.callbacks.append(Window())
+    run.trainer.callbacks.append(window)
     shape = (batch, 3, frames, size, size)
     run.trainer.fit(run.model, datamodule=_datamodule(shape, 2, warmup + 4))
-    return {"config": config, "ops": counter.ops, "host_reads": sum(counter.host_reads.values()), "reads_by_site": {k: v for k, v in counter.host_reads.most_common() if v},
-
+    return {"config": config, "ops": counter.ops, "host_reads": sum(counter.host_reads.values()),
+            "reads_by_site": {k: v for k, v in counter.host_reads.most_common() if v},
             "ops_by_part": dict(counter.by_op.most_common()), "shape": list(shape), "ranks": ranks}
 
 
 def _before(commit: str, args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
     """The same counts at ``commit`` (a temporary git worktree, this script run inside it)."""
     repo = Path(__file__).resolve().parents[1]
-    tree = Path(tempfile.mkdtemp(prefix="sce-before-")) / "tree"
+    with tempfile.TemporaryDirectory(prefix="sce-before-") as tmp:
+        return _count_in_worktree(repo, Path(tmp) / "tree", commit, args, names)
+
+
+def _count_in_worktree(repo: Path, tree: Path, commit: str, args: argparse.Namespace,
+                       names: list[str]) -> dict[str, Any]:
     subprocess.run(["git", "-C", str(repo), "worktree", "add", "-q", "--detach", str(tree), commit], check=True)
     try:
         env = {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{tree / 'plugins'}"}

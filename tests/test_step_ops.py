@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,11 +18,32 @@ CPU_ONLY_SITES = ("torchaug/batch_transforms/_transform.py", "transforms/functio
 
 
 @pytest.fixture(scope="module")
-def counts(tmp_path_factory):
+def run_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("ops")
+
+
+@pytest.fixture(scope="module")
+def temp_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("tmpdir")
+
+
+@pytest.fixture(scope="module")
+def counts(run_dir, temp_root):
+    env = {**os.environ, "TMPDIR": str(temp_root)}
     out = subprocess.run([sys.executable, str(SCRIPT), "--reduced", "--json"], capture_output=True,
-                         text=True, timeout=600, cwd=tmp_path_factory.mktemp("ops"))
+                         text=True, timeout=600, cwd=run_dir, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.splitlines()[-1])
+
+
+@pytest.mark.timeout(700)
+def test_the_benchmark_leaves_nothing_behind_in_the_temporary_folder(counts, temp_root, run_dir):
+    # Each count fits the recipe with checkpoints (about 256 MB at full size): left behind, a few
+    # dozen runs of the suite filled this machine's disk.
+    assert counts["exact"]["ops"] > 0
+    # (torch's own compile cache, torchinductor_<user>, may appear there: it is not ours)
+    assert [p.name for p in temp_root.iterdir() if not p.name.startswith("torchinductor_")] == []
+    assert sorted(p.name for p in run_dir.iterdir()) == []
 
 
 @pytest.mark.timeout(700)
