@@ -388,9 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the command line reports every error in one line
         if args.debug:
             raise
-        print(f"sce: error: {_one_message(exc)}", file=sys.stderr)
-        if not isinstance(exc, SCEError):
-            print("sce: (run with --debug for the traceback)", file=sys.stderr)
+        _print_error(exc, _launch_rank())
         code = 1
     _report_failures()
     return code
@@ -412,6 +410,16 @@ def _asks_help(argv: Sequence[str]) -> bool:
 def _subcommand(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return sub.choices[name]
+
+
+def _print_error(exc: BaseException, rank: int) -> None:
+    """One line for the error; an error every rank agreed on is printed by rank 0 only."""
+    if rank and getattr(exc, "same_on_every_rank", False):
+        return
+    where = f" on rank {rank}" if rank else ""
+    print(f"sce: error{where}: {_one_message(exc)}", file=sys.stderr)
+    if not isinstance(exc, SCEError):
+        print("sce: (run with --debug for the traceback)", file=sys.stderr)
 
 
 def _one_message(exc: BaseException) -> str:

@@ -8,6 +8,12 @@ A constraint is ``typing.Annotated`` metadata with a ``problem(value)`` method::
     def __init__(self, coeff: Annotated[float, Range(0, 1)] = 0.5,
                  size: Annotated[int, Range(ge=1)] = 1024): ...
 
+A constraint that also has ``sibling_problem(value, siblings)`` compares the value with the
+other arguments of the same component (:class:`AtMost`)::
+
+    def warmup(warmup_epochs: Annotated[float, Range(ge=0), AtMost("max_epochs")],
+               max_epochs: Annotated[float, Range(gt=0)]): ...
+
 The validator reports a violated constraint as a config problem with its path.
 """
 
@@ -17,6 +23,7 @@ import math
 import types
 import typing
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 
@@ -58,6 +65,30 @@ class Range:
         return " and ".join(t for t in (low, high) if t)
 
 
+@dataclass(frozen=True)
+class AtMost:
+    """The value must not exceed the sibling argument ``other`` (when both are numbers).
+
+    ``AtMost("max_epochs")`` on ``warmup_epochs``: a warm-up longer than the whole schedule
+    cannot be built.
+    """
+
+    other: str
+
+    def problem(self, value: Any) -> str | None:
+        return None  # needs the siblings: see sibling_problem
+
+    def sibling_problem(self, value: Any, siblings: Mapping[str, Any]) -> str | None:
+        bound = siblings.get(self.other)
+        if not (_is_number(value) and _is_number(bound)) or value <= bound:
+            return None
+        return f"must be at most '{self.other}' ({_num(bound)}), got {_num(value)}"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 #: A count that must be at least one (sizes, batch sizes, epochs of a schedule).
 Positive = Range(ge=1)
 #: A count that may be zero (workers, retries, warm-up epochs).
@@ -76,10 +107,12 @@ def finite_problem(value: Any) -> str | None:
     return None
 
 
-def constraint_problem(value: Any, annotation: Any) -> str | None:
+def constraint_problem(value: Any, annotation: Any,
+                       siblings: Mapping[str, Any] | None = None) -> str | None:
     """The first declared constraint ``value`` violates (``must be 0 <= value <= 1, got 7.5``).
 
-    In a union, the constraints of the member the value belongs to apply.
+    In a union, the constraints of the member the value belongs to apply. ``siblings``: the
+    other arguments of the same component, for constraints that compare with them.
     """
     from sce_core.signature import check_type
 
@@ -89,13 +122,15 @@ def constraint_problem(value: Any, annotation: Any) -> str | None:
         for item in meta:
             if isinstance(item, Constraint) and not isinstance(item, type):
                 problem = item.problem(value)
+                if not problem and siblings is not None and hasattr(item, "sibling_problem"):
+                    problem = item.sibling_problem(value, siblings)
                 if problem:
                     return problem
-        return constraint_problem(value, base)
+        return constraint_problem(value, base, siblings)
     if origin in (typing.Union, types.UnionType):
         for member in typing.get_args(annotation):
             if check_type(value, member):
-                return constraint_problem(value, member)
+                return constraint_problem(value, member, siblings)
     return None
 
 

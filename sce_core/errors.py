@@ -6,7 +6,15 @@ from dataclasses import dataclass
 
 
 class SCEError(Exception):
-    """Base class: a user-facing error whose ``str`` is a complete one-line message."""
+    """Base class: a user-facing error whose ``str`` is a complete one-line message.
+
+    ``same_on_every_rank``: the ranks of a multi-process run agreed to raise this error together
+    with the same message (a stop signal, a bad-sample limit counted over all ranks), so the
+    ``sce`` command prints it once, from rank 0. Other errors are printed by every rank that
+    raises them, ranks above 0 naming themselves.
+    """
+
+    same_on_every_rank: bool = False
 
 
 class UnknownComponentError(SCEError, LookupError):
@@ -74,6 +82,8 @@ class RunInterrupted(SCEError):
     code a shell reports for a process ended by that signal, so ``sce pretrain ... && next``
     does not go on and a scheduler sees an unfinished job.
     """
+
+    same_on_every_rank = True
 
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)

@@ -328,7 +328,7 @@ class Walker:
             self.problem(path, f"{fields.label} expects '{param.name}' to be {param.type_text}, "
                                f"got {render(value)}")
             return value
-        problem = constraint_problem(value, param.annotation)
+        problem = constraint_problem(value, param.annotation, owner)
         if problem:
             self.problem(path, f"{fields.label}: '{param.name}' {problem}")
         return self.plain(value, path, None, in_options)

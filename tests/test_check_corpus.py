@@ -76,6 +76,7 @@ CASES = [
     (P, "model.train_transform.transforms.1.transforms.3.p=abc", "model.train_transform.transforms[1].transforms[3].p"),
     (P, "datamodule.decoder_args.time_difference_prob=abc", "datamodule.decoder_args.time_difference_prob"),
     (P, "datamodule.train.clip_sampler.clip_duration=1e308", "datamodule.train.clip_sampler.clip_duration"),
+    (P, "model.optimizer.scheduler.params.warmup_epochs=500", "model.optimizer.scheduler.params.warmup_epochs"),
     (L, "model.classifier.output_dimm=101", "model.classifier.output_dimm"),
     (L, "model.video_reduction=median", "model.video_reduction"),
     (L, "datamodule.split_id=abc", "datamodule.split_id"),
@@ -163,3 +164,31 @@ def test_override_mistakes_are_one_line(override, message, capsys):
     assert main(["check", "demo", override]) == 1
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) <= 2
+
+
+@pytest.mark.parametrize("config,overrides,expected", [
+    (DEMO, ["model.optimizer.scheduler.params.warmup_epochs=50"],
+     ["model.optimizer.scheduler.params.warmup_epochs: scheduler 'linear_warmup_cosine_annealing_lr': "
+      "'warmup_epochs' must be at most 'max_epochs' (34), got 50"]),
+    (DEMO, ["trainer.devices=3"],
+     ["datamodule.train.global_batch_size: 32 is not divisible by the run's 3 devices "
+      "(trainer.devices=3); choose a multiple of 3 (30 or 33)"]),
+    (DEMO, ["trainer.devices=[0,1,2]"],
+     ["datamodule.train.global_batch_size: 32 is not divisible by the run's 3 devices "
+      "(trainer.devices=[0, 1, 2]); choose a multiple of 3 (30 or 33)"]),
+    (KNN, ["trainer.devices=4", "trainer.num_nodes=3"],
+     ["datamodule.test.global_batch_size: 8 is not divisible by the run's 12 devices "
+      "(trainer.devices=4 x trainer.num_nodes=3); choose a multiple of 12 (12)"]),
+], ids=["warmup-longer-than-schedule", "batch-over-3-devices", "device-list", "batch-over-nodes"])
+def test_mistakes_between_keys_are_reported_at_the_key_to_change(config, overrides, expected, capsys):
+    name, base = config
+    assert main(["check", name, *base, *overrides]) == 1
+    assert problem_lines(capsys.readouterr().err) == expected
+
+
+@pytest.mark.parametrize("overrides", [
+    ["model.optimizer.scheduler.params.warmup_epochs=34"],  # as long as the schedule: allowed
+    ["trainer.devices=2"], ["trainer.devices=4"], ["trainer.devices=auto"], ["trainer.devices=-1"],
+])
+def test_values_that_fit_together_pass(overrides, capsys):
+    assert main(["check", "demo", *overrides]) == 0, capsys.readouterr().err

@@ -108,3 +108,17 @@ def test_missing_config_is_one_line(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         "sce: error: config 'no_such_config' is neither a file nor a shipped config "
         "(shipped configs: `sce config list`)"]
+
+
+def test_an_error_every_rank_agreed_on_is_printed_once_and_others_name_their_rank(capsys):
+    from sce_builtins.data.health import BadDataLimitError
+
+    from sce_core.cli import _print_error
+
+    agreed = BadDataLimitError("data: 4 bad samples over all ranks exceed max_bad_samples=3")
+    for rank in (0, 1, 2):
+        _print_error(agreed, rank)
+    assert capsys.readouterr().err == f"sce: error: {agreed}\n"
+    _print_error(ValueError("CUDA out of memory"), 1)
+    assert capsys.readouterr().err == ("sce: error on rank 1: ValueError: CUDA out of memory\n"
+                                       "sce: (run with --debug for the traceback)\n")

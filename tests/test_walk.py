@@ -10,7 +10,7 @@ from toy_components import ToyScale, toys
 
 import sce_core
 from sce_core.building import Builder, NodeFactory
-from sce_core.constraints import Range, constraint_problem, finite_problem
+from sce_core.constraints import AtMost, Range, constraint_problem, finite_problem
 from sce_core.errors import ConfigError
 from sce_core.resolved import resolve_run_config
 from sce_core.schema import (
@@ -155,6 +155,16 @@ def test_constraints_and_finite_numbers():
     assert constraint_problem(0, Annotated[int, Range(ge=1)] | None) == "must be >= 1, got 0"
     assert constraint_problem(None, Annotated[int, Range(ge=1)] | None) is None
     assert finite_problem(1e308) and finite_problem(float("nan")) and finite_problem(3.0) is None
+
+
+def test_a_constraint_between_arguments_sees_the_siblings():
+    warmup = Annotated[float, Range(ge=0), AtMost("total")]
+    assert constraint_problem(5, warmup, {"total": 3}) == "must be at most 'total' (3), got 5"
+    assert constraint_problem(3, warmup, {"total": 3}) is None
+    assert constraint_problem(-1, warmup, {"total": 3}) == "must be >= 0, got -1"  # bounds first
+    assert constraint_problem(5, warmup, {}) is None  # no sibling given: nothing to compare
+    assert constraint_problem(5, warmup, {"total": "???"}) is None  # the other key's own problem
+    assert constraint_problem(5, warmup) is None  # a value checked on its own
 
 
 def test_resolved_config_keeps_environment_values_out(monkeypatch):

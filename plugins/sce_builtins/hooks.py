@@ -53,11 +53,54 @@ def _evaluation_issues(config: dict[str, Any]) -> list[Issue]:
                   "global_batch_size), as in the shipped eval/ configs")]
 
 
+def _explicit_world_size(trainer: Any) -> int | None:
+    """``devices x num_nodes`` when the config fixes the device count (None: chosen at run time,
+    as with ``devices: auto`` or ``-1``)."""
+    if not isinstance(trainer, dict):
+        return None
+    devices, nodes = trainer.get("devices"), trainer.get("num_nodes", 1)
+    if isinstance(devices, str) and devices.strip().isdigit():
+        devices = int(devices)
+    if isinstance(devices, (list, tuple)):
+        devices = len(devices)
+    elif isinstance(devices, str) and "," in devices:
+        devices = len([d for d in devices.split(",") if d.strip()])
+    if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
+        return None
+    if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
+        return None
+    return devices * nodes
+
+
+def _batch_division_issues(config: dict[str, Any]) -> list[Issue]:
+    """Each split's ``global_batch_size`` is shared evenly by the devices of the run (the
+    datamodule refuses an uneven share when it sets up, after the processes have started)."""
+    world = _explicit_world_size(config.get("trainer"))
+    if world is None or world == 1:
+        return []
+    trainer = config["trainer"]
+    spread = f"trainer.devices={trainer.get('devices')}"
+    if trainer.get("num_nodes", 1) != 1:
+        spread += f" x trainer.num_nodes={trainer['num_nodes']}"
+    issues = []
+    for split in ("train", "val", "test"):
+        path = f"datamodule.{split}.global_batch_size"
+        size = _get(config, path)
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1 or size % world == 0:
+            continue
+        lower, upper = size // world * world, -(-size // world) * world
+        choices = f"{lower} or {upper}" if lower else str(upper)
+        issues.append(Issue(path, f"{size} is not divisible by the run's {world} devices ({spread}); "
+                                  f"choose a multiple of {world} ({choices})"))
+    return issues
+
+
 @hookimpl
 def sce_validate_config(config: dict[str, Any]) -> list[Issue]:
     """The queue's feature size must equal the projector's output size; ``decode_on: gpu``
-    needs a CUDA GPU; an evaluation model needs a test split."""
-    issues = _gpu_decoding_issues(config) + _evaluation_issues(config)
+    needs a CUDA GPU; an evaluation model needs a test split; every batch divides evenly
+    among the devices."""
+    issues = _gpu_decoding_issues(config) + _evaluation_issues(config) + _batch_division_issues(config)
     queue_dim = _get(config, "model.queue.feature_dim")
     proj_dim = _get(config, "model.projector.output_dim")
     if isinstance(queue_dim, int) and isinstance(proj_dim, int) and queue_dim != proj_dim:

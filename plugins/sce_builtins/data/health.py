@@ -32,7 +32,10 @@ class DataLayoutError(SCEError, ValueError):
 
 
 class BadDataLimitError(SCEError, RuntimeError):
-    """More bad samples in one epoch than ``max_bad_samples`` allows."""
+    """More bad samples in one epoch than ``max_bad_samples`` allows (counted over all ranks,
+    raised by every rank at the same batch)."""
+
+    same_on_every_rank = True
 
 
 class BadSample(NamedTuple):

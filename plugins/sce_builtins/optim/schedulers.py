@@ -26,7 +26,7 @@ from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, MultiStepLR
 
 from sce_builtins.optim._build import build_node
 from sce_builtins.optim.param_groups import LAYER_DECAY_KEY, LR_SCALE_KEY
-from sce_core.constraints import Range
+from sce_core.constraints import AtMost, Range
 from sce_core.slots import Factory
 
 _RUNTIME = ("optimizer", "num_steps_per_epoch")
@@ -101,7 +101,7 @@ class LinearWarmupCosineAnnealingLR(LRScheduler):
 def linear_warmup_cosine_annealing_lr(
     optimizer: Optimizer,
     num_steps_per_epoch: int,
-    warmup_epochs: Annotated[float, Range(ge=0)],
+    warmup_epochs: Annotated[float, Range(ge=0), AtMost("max_epochs")],
     max_epochs: Annotated[float, Range(gt=0)],
     warmup_start_lr: Annotated[float, Range(ge=0)] = 0.0,
     eta_min: Annotated[float, Range(ge=0)] = 0.0,
