@@ -156,7 +156,7 @@ def measure(config: str, batch: int, size: int, frames: int, ranks: int, warmup:
         return _count_fit(config, root, counter, Window(), batch, size, frames, ranks, warmup)
 
 
-def _count_fit(config: str, root: str, counter: "OpCounter", window: Any, batch: int, size: int,
+def _count_fit(config: str, root: str, counter: OpCounter, window: Any, batch: int, size: int,
                frames: int, ranks: int, warmup: int) -> dict[str, Any]:
     """Runs the counted fit with its run folder under ``root`` (removed by the caller)."""
     from sce_core.runner import setup_run

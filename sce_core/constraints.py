@@ -22,8 +22,8 @@ from __future__ import annotations
 import math
 import types
 import typing
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 
