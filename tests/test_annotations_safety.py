@@ -118,7 +118,8 @@ def test_bad_line_fails_datamodule_setup_with_file_and_line(tmp_path):
 def test_sce_pretrain_reports_a_bad_annotation_line(tmp_path):
     overrides = ["datamodule.synthetic.num_classes=2", "datamodule.synthetic.train_per_class=2",
                  "datamodule.synthetic.val_per_class=1", "datamodule.synthetic.frames=8",
-                 "datamodule.synthetic.size=16", "trainer.max_epochs=1"]
+                 "datamodule.synthetic.size=16", "trainer.max_epochs=1",
+                 "model.optimizer.scheduler.params.warmup_epochs=1"]
     data = tmp_path / "data"
     cfg = sce_core.load_config("demo", overrides)
     make_synthetic_dataset(data, **dict(cfg.datamodule.synthetic))

@@ -72,7 +72,8 @@ def test_demo_keeps_a_user_frame_dataset(tmp_path):
     data = user_frame_dataset(tmp_path / "D")
     before = snapshot(data)
     proc = sce("pretrain", "demo", f"dir.data={data}", f"dir.root={tmp_path / 'runs'}",
-               "trainer.max_epochs=1", "datamodule.synthetic.num_classes=2",
+               "trainer.max_epochs=1", "model.optimizer.scheduler.params.warmup_epochs=1",
+               "datamodule.synthetic.num_classes=2",
                "datamodule.synthetic.train_per_class=1", "datamodule.synthetic.val_per_class=1",
                "datamodule.synthetic.frames=8", "datamodule.synthetic.size=16")
     assert proc.returncode == 1, proc.stderr
