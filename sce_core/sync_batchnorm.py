@@ -23,6 +23,7 @@ import torch.distributed as dist
 import torch.distributed._functional_collectives as fc
 from lightning.pytorch.plugins.layer_sync import TorchSyncBatchNorm
 from torch import Tensor, nn
+from torch.nn import functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
 
 __all__ = ["BatchNormSync", "GlobalBatchNorm", "convert_to_global", "convert_to_local"]
@@ -51,10 +52,12 @@ def _per_channel(t: Tensor, x: Tensor) -> Tensor:
 
 class _GlobalBatchNormFunction(torch.autograd.Function):
     """Forward: the global mean and variance from every rank's (mean, variance, count) with
-    the parallel-variance formula (one all-gather). Backward: the BatchNorm gradient with its
-    two per-channel sums taken over every rank (one all-reduce); weight and bias gradients stay
-    local (DDP sums them). Written out, autograd records one node per layer instead of the
-    thirty-odd small ops of the composite formula."""
+    the parallel-variance formula (one all-gather), then torch's fused normalisation. Backward:
+    torch's fused BatchNorm reduction gives this rank's two per-channel sums (one pass over
+    ``dy`` and ``x``), one all-reduce makes them global, and the input gradient takes three
+    elementwise passes; weight and bias gradients stay local (DDP sums them). Written out,
+    autograd records one node per layer instead of the thirty-odd small ops of the composite
+    formula."""
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, weight: Tensor | None, bias: Tensor | None, eps: float,
@@ -75,24 +78,27 @@ class _GlobalBatchNormFunction(torch.autograd.Function):
             unbiased = var_all * (total / (total - 1).clamp_min(1))
             torch._foreach_lerp_([running_mean, running_var],
                                  [mean_all.to(running_mean.dtype), unbiased.to(running_var.dtype)], factor)
-        invstd = torch.rsqrt(var_all + eps)
-        scale = invstd if weight is None else invstd * weight
-        shift = -mean_all * scale if bias is None else torch.addcmul(bias, mean_all, scale, value=-1)
-        ctx.save_for_backward(x, mean_all, invstd, weight, total)
-        ctx.has_bias = bias is not None
-        return torch.addcmul(_per_channel(shift, x).to(x.dtype), x, _per_channel(scale, x).to(x.dtype))
+        ctx.save_for_backward(x, mean_all, var_all, weight, total)  # invstd: in backward only
+        ctx.eps, ctx.has_bias = eps, bias is not None
+        # the normalisation with given statistics: one fused kernel (inference-mode BatchNorm)
+        return F.batch_norm(x, mean_all, var_all, weight, bias, False, 0.0, eps)
 
     @staticmethod
     def backward(ctx: Any, dy: Tensor) -> tuple[Tensor | None, ...]:
-        x, mean, invstd, weight, total = ctx.saved_tensors
-        dims, c = _reduce_dims(x), x.shape[1]
-        xhat = (x - _per_channel(mean, x)) * _per_channel(invstd, x)
-        dyf = dy.to(xhat.dtype)
-        sum_dy = dyf.sum(dims)
-        sum_dy_xhat = (dyf * xhat).sum(dims)
+        x, mean, var, weight, total = ctx.saved_tensors
+        c = x.shape[1]
+        invstd = torch.rsqrt(var + ctx.eps)
+        # this rank's sum(dy * xhat) and sum(dy), xhat taken with the global statistics
+        _, sum_dy_xhat, sum_dy = torch.ops.aten.native_batch_norm_backward(
+            dy, x, weight, None, None, mean, invstd, True, ctx.eps, [False, True, True])
         means = _sum_over_ranks(torch.cat([sum_dy, sum_dy_xhat])) / total
         scale = invstd if weight is None else invstd * weight
-        dx = (dyf - _per_channel(means[:c], x) - xhat * _per_channel(means[c:], x)) * _per_channel(scale, x)
+        # dx = scale * (dy - mean(dy) - xhat * mean(dy * xhat)), xhat = (x - mean) * invstd
+        # = scale * dy - slope * x + (slope * mean - shift): two passes over the activations
+        slope = scale * invstd * means[c:]
+        offset = slope * mean - scale * means[:c]
+        dx = torch.addcmul(_per_channel(offset, x), x, _per_channel(slope, x), value=-1)
+        dx.addcmul_(dy, _per_channel(scale, x))
         grad_weight = sum_dy_xhat.to(weight.dtype) if weight is not None and ctx.needs_input_grad[1] else None
         grad_bias = sum_dy.to(dy.dtype if weight is None else weight.dtype) \
             if ctx.has_bias and ctx.needs_input_grad[2] else None

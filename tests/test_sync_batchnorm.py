@@ -87,6 +87,41 @@ def test_forward_and_backward_never_synchronise_with_the_host(two_ranks):
         assert len(r["ops"]) <= 130, len(r["ops"])  # forward and backward: 117 ops measured
 
 
+@pytest.mark.parametrize("case", ["bfloat16-input", "channels-last-3d"])
+def test_bf16_inputs_and_channels_last_match_plain_batchnorm(monkeypatch, case):
+    """Two ranks holding the same batch (emulated: the collectives return this rank's share
+    twice) normalise and differentiate exactly like one plain BatchNorm over that batch."""
+    from sce_core import sync_batchnorm
+
+    monkeypatch.setattr(sync_batchnorm, "_world_size", lambda: 2)
+    monkeypatch.setattr(sync_batchnorm, "_gather_rows", lambda local: local.repeat(2, 1))
+    monkeypatch.setattr(sync_batchnorm, "_sum_over_ranks", lambda t: t * 2)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 8, 3, 6, 6, generator=g) * 2 + 0.5
+    w = torch.randn(4, 8, 3, 6, 6, generator=g)
+    if case == "bfloat16-input":  # what a BatchNorm sees in a bf16-mixed run: float32 parameters
+        x, w, tol = x.bfloat16(), w.bfloat16(), {"rtol": 2e-2, "atol": 2e-2}
+    else:
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+        tol = {"rtol": 1e-5, "atol": 1e-5}
+    results = []
+    for make in (lambda: nn.BatchNorm3d(8), lambda: convert_to_global(nn.BatchNorm3d(8))):
+        torch.manual_seed(1)
+        bn = make()
+        nn.init.normal_(bn.weight)
+        nn.init.normal_(bn.bias)
+        xi = x.clone().requires_grad_()
+        y = bn(xi)
+        (y.float() * w.float()).sum().backward()
+        results.append((y, xi.grad, bn.weight.grad, bn.bias.grad, bn.running_mean))
+    (y0, gx0, gw0, gb0, rm0), (y1, gx1, gw1, gb1, rm1) = results
+    assert y1.dtype == x.dtype and gx1.dtype == x.dtype and gw1.dtype == torch.float32
+    if case == "channels-last-3d":
+        assert y1.is_contiguous(memory_format=torch.channels_last_3d)
+    for ours, plain in ((y1, y0), (gx1, gx0), (gw1, gw0), (gb1, gb0), (rm1, rm0)):
+        torch.testing.assert_close(ours.float(), plain.float(), **tol)
+
+
 def test_one_process_and_eval_mode_are_plain_batchnorm():
     x, _ = _data()
     plain, ours = _layer(nn.BatchNorm3d), convert_to_global(_layer(nn.BatchNorm3d))
@@ -121,3 +156,25 @@ def test_sync_batchnorm_in_the_trainer_section_installs_it(tmp_path):
     plain = {"trainer": {"accelerator": "cpu", "devices": 1, "sync_batchnorm": True, "logger": False}}
     trainer = build_trainer(plain, tmp_path, [])
     assert isinstance(trainer._accelerator_connector._layer_sync, BatchNormSync)
+
+
+def test_the_benchmark_runs_at_a_tiny_size_and_counts_fewer_ops_than_before():
+    """benchmarks/sync_batchnorm.py (so it does not rot): every stage shape measured for both
+    layers, the ratio column is the time over plain BatchNorm's."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "benchmarks" / "sync_batchnorm.py"
+    proc = subprocess.run([sys.executable, str(script), "--batch", "2", "--frames", "4", "--size", "16",
+                           "--repeats", "1"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = re.findall(r"^(plain BatchNorm3d|GlobalBatchNorm)\s+(\(.*?\))\s+(\d+)\s+([\d.]+)\s+([\d.]+)x$",
+                      proc.stdout, re.M)
+    assert len(rows) == 8, proc.stdout
+    for plain, ours in zip(rows[::2], rows[1::2]):
+        assert plain[0] == "plain BatchNorm3d" and ours[0] == "GlobalBatchNorm" and plain[1] == ours[1]
+        assert float(plain[4]) == 1.0
+        assert int(ours[2]) <= 35  # forward, backward and gradient accumulation; 37 at c53cfd0
+        assert int(plain[2]) < int(ours[2])
