@@ -176,10 +176,14 @@ def test_override_mistakes_are_one_line(override, message, capsys):
     (DEMO, ["trainer.devices=[0,1,2]"],
      ["datamodule.train.global_batch_size: 32 is not divisible by the run's 3 devices "
       "(trainer.devices=[0, 1, 2]); choose a multiple of 3 (30 or 33)"]),
+    (DEMO, ["+model.schedules.coeff.warmup_epochs=40"],
+     ["model.schedules.coeff.warmup_epochs: a warm-up of 40 epochs is longer than the run's "
+      "trainer.max_epochs=34; use at most 34"]),
     (KNN, ["trainer.devices=4", "trainer.num_nodes=3"],
      ["datamodule.test.global_batch_size: 8 is not divisible by the run's 12 devices "
       "(trainer.devices=4 x trainer.num_nodes=3); choose a multiple of 12 (12)"]),
-], ids=["warmup-longer-than-schedule", "batch-over-3-devices", "device-list", "batch-over-nodes"])
+], ids=["warmup-longer-than-schedule", "batch-over-3-devices", "device-list", "model-schedule-warmup",
+        "batch-over-nodes"])
 def test_mistakes_between_keys_are_reported_at_the_key_to_change(config, overrides, expected, capsys):
     name, base = config
     assert main(["check", name, *base, *overrides]) == 1
@@ -188,6 +192,7 @@ def test_mistakes_between_keys_are_reported_at_the_key_to_change(config, overrid
 
 @pytest.mark.parametrize("overrides", [
     ["model.optimizer.scheduler.params.warmup_epochs=34"],  # as long as the schedule: allowed
+    ["+model.schedules.coeff.warmup_epochs=34"],
     ["trainer.devices=2"], ["trainer.devices=4"], ["trainer.devices=auto"], ["trainer.devices=-1"],
 ])
 def test_values_that_fit_together_pass(overrides, capsys):

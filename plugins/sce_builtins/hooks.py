@@ -95,12 +95,30 @@ def _batch_division_issues(config: dict[str, Any]) -> list[Issue]:
     return issues
 
 
+def _schedule_horizon_issues(config: dict[str, Any]) -> list[Issue]:
+    """A model value schedule's warm-up (``model.schedules.<name>.warmup_epochs``) must fit in
+    the run (``trainer.max_epochs``, when it is a positive number)."""
+    epochs = _get(config, "trainer.max_epochs")
+    schedules = _get(config, "model.schedules")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs <= 0 or not isinstance(schedules, dict):
+        return []
+    issues = []
+    for name, options in schedules.items():
+        warm = options.get("warmup_epochs") if isinstance(options, dict) else None
+        if isinstance(warm, (int, float)) and not isinstance(warm, bool) and warm > epochs:
+            issues.append(Issue(f"model.schedules.{name}.warmup_epochs",
+                                f"a warm-up of {warm} epochs is longer than the run's "
+                                f"trainer.max_epochs={epochs}; use at most {epochs}"))
+    return issues
+
+
 @hookimpl
 def sce_validate_config(config: dict[str, Any]) -> list[Issue]:
     """The queue's feature size must equal the projector's output size; ``decode_on: gpu``
     needs a CUDA GPU; an evaluation model needs a test split; every batch divides evenly
-    among the devices."""
-    issues = _gpu_decoding_issues(config) + _evaluation_issues(config) + _batch_division_issues(config)
+    among the devices; a model schedule's warm-up fits in the run."""
+    issues = (_gpu_decoding_issues(config) + _evaluation_issues(config) + _batch_division_issues(config)
+              + _schedule_horizon_issues(config))
     queue_dim = _get(config, "model.queue.feature_dim")
     proj_dim = _get(config, "model.projector.output_dim")
     if isinstance(queue_dim, int) and isinstance(proj_dim, int) and queue_dim != proj_dim:
