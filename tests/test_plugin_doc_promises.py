@@ -1,0 +1,138 @@
+"""docs/plugins.md promises no other test checked, met the way a user meets them: the real `sce`
+command in a subprocess, with fake installed distributions on PYTHONPATH."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from omegaconf import OmegaConf
+from test_plugin_promises import sce
+
+import sce_core
+from sce_core.testing import fake_distribution
+
+COMMAND = '''
+import argparse
+
+from sce_core import SCEError
+
+
+def main(argv):
+    """Greets someone."""
+    parser = argparse.ArgumentParser(prog="sce hello", description="Greet someone by name.")
+    parser.add_argument("name")
+    parser.add_argument("--fail", action="store_true")
+    args = parser.parse_args(argv)
+    if args.fail:
+        raise SCEError(f"cannot greet {args.name}: pass another name")
+    print(f"hello {args.name}")
+    return 3
+'''
+
+
+def test_a_plugin_command_parses_its_own_arguments_and_its_errors_are_one_line(tmp_path):
+    # "An `sce.commands` entry point adds `sce <name>`: a `main(argv) -> int` function that
+    # parses its own arguments, `--help` included. An `SCEError` it raises is printed as the
+    # usual one-line error."
+    site = fake_distribution(tmp_path / "site", "sce-hello",
+                             {"sce.commands": {"hello": "hello_pkg.cli:main"}},
+                             {"hello_pkg/__init__.py": "", "hello_pkg/cli.py": COMMAND})
+    cache = tmp_path / "c"
+    helped = sce("hello", "--help", cache=cache, path=site)
+    assert helped.returncode == 0, helped.stderr
+    assert helped.stdout.startswith("usage: sce hello [-h] [--fail] name")
+    assert "Greet someone by name." in helped.stdout
+    ran = sce("hello", "bob", cache=cache, path=site)
+    assert (ran.returncode, ran.stdout, ran.stderr) == (3, "hello bob\n", "")
+    failed = sce("hello", "bob", "--fail", cache=cache, path=site)
+    assert failed.returncode == 1
+    assert failed.stderr == "sce: error: cannot greet bob: pass another name\n"
+    assert "hello" in sce("--help", cache=cache, path=site).stdout
+
+
+MARKING_HOOKS = '''
+import os
+from pathlib import Path
+
+Path(os.environ["HOOK_MARK"]).write_text("imported")
+
+from sce_core.hooks import hookimpl
+
+
+@hookimpl
+def sce_validate_config(config):
+    return []
+'''
+
+
+def test_hook_modules_are_imported_only_by_the_commands_that_fire_hooks(tmp_path):
+    # "Hook modules are imported by `sce check`, ... (and by `sce evaluate --help`, which lists
+    # the protocols, and `sce plugins --check`), never by `sce --help`, `list` or a plain
+    # `sce plugins`."
+    site = fake_distribution(tmp_path / "site", "sce-mark", {"sce.hooks": {"hooks": "mark_pkg.hooks"}},
+                             {"mark_pkg/__init__.py": "", "mark_pkg/hooks.py": MARKING_HOOKS})
+    mark = tmp_path / "imported"
+    cache = tmp_path / "c"
+    for args, imports in [(["--help"], False), (["list"], False), (["plugins"], False),
+                          (["plugins", "--check"], True), (["evaluate", "--help"], True),
+                          (["check", "demo"], True), (["config", "show", "demo", "--resolve"], True)]:
+        mark.unlink(missing_ok=True)
+        proc = sce(*args, cache=cache, path=site, env={"HOOK_MARK": str(mark)})
+        assert proc.returncode == 0, (args, proc.stderr[-2000:])
+        assert mark.exists() == imports, args
+
+
+TRUNK = '''
+class Wide:
+    """A stand-in trunk.
+
+    Args:
+        width: features.
+    """
+
+    def __init__(self, width: int = 8) -> None:
+        self.width = width
+'''
+
+
+def test_built_ins_cannot_be_disabled(tmp_path):
+    # "`SCE_DISABLE_PLUGINS=sce-acme,sce-other` skips those distributions before anything is
+    # imported. Built-ins cannot be disabled."
+    site = fake_distribution(tmp_path / "site", "sce-acme", {"sce.trunks": {"acme_wide": "acme_pkg.t:Wide"}},
+                             {"acme_pkg/__init__.py": "", "acme_pkg/t.py": TRUNK})
+    cache = tmp_path / "c"
+    assert "acme_wide" in sce("list", "trunks", cache=cache, path=site).stdout
+    off = sce("list", "trunks", cache=cache, path=site,
+              env={"SCE_DISABLE_PLUGINS": "sce-core,sce_builtins,sce-acme"})
+    assert off.returncode == 0, off.stderr
+    assert "acme_wide" not in off.stdout
+    assert "small_3d_cnn" in off.stdout and "resnet3d_basic" in off.stdout
+    check = sce("check", "demo", cache=cache, env={"SCE_DISABLE_PLUGINS": "sce-core"})
+    assert check.returncode == 0 and "config OK" in check.stdout, check.stderr[-2000:]
+
+
+def test_null_in_an_earlier_defaults_entry_drops_a_node(tmp_path):
+    # "To drop a node without naming a new component, set it to `null` in an earlier entry of
+    # the list": the next entry's node starts afresh instead of merging into the old one.
+    def write(name: str, text: str) -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    write("base.yaml", """
+        datamodule:
+          train:
+            clip_sampler: {_name_: random_multi_clip, clip_duration: 2.0, num_clips: 2}
+    """)
+    write("parts/no_clip_sampler.yaml", "datamodule:\n  train:\n    clip_sampler: null\n")
+    same = "datamodule:\n  train:\n    clip_sampler: {_name_: random_multi_clip, clip_duration: 1.0}\n"
+    dropped = write("dropped.yaml", "defaults: [base, parts/no_clip_sampler, _self_]\n" + same)
+    merged = write("merged.yaml", "defaults: [base, _self_]\n" + same)
+
+    def sampler(path: Path) -> dict:
+        return OmegaConf.to_container(sce_core.load_config(path))["datamodule"]["train"]["clip_sampler"]
+
+    assert sampler(dropped) == {"_name_": "random_multi_clip", "clip_duration": 1.0}
+    assert sampler(merged) == {"_name_": "random_multi_clip", "clip_duration": 1.0, "num_clips": 2}
