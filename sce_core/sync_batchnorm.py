@@ -33,9 +33,13 @@ def _world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
+# ``all_gather_tensor`` is deprecated (with a warning at every call) where the new name exists
+_all_gather = getattr(fc, "all_gather_single", fc.all_gather_tensor)
+
+
 def _gather_rows(local: Tensor) -> Tensor:
     """``(world, n)``: every rank's row ``local`` (1, n), in rank order."""
-    return fc.all_gather_tensor(local, 0, dist.group.WORLD)
+    return _all_gather(local, 0, dist.group.WORLD)
 
 
 def _sum_over_ranks(t: Tensor) -> Tensor:
@@ -62,6 +66,14 @@ class _GlobalBatchNormFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, weight: Tensor | None, bias: Tensor | None, eps: float,
                 running: tuple[Tensor, Tensor, float] | None) -> Tensor:
+        # Statistics in float32 or wider whatever the autocast (an autocast ``mm`` would combine
+        # them in bf16); the normalisation takes x's dtype with float32 statistics.
+        with torch.autocast(x.device.type, enabled=False):
+            return _GlobalBatchNormFunction._forward(ctx, x, weight, bias, eps, running)
+
+    @staticmethod
+    def _forward(ctx: Any, x: Tensor, weight: Tensor | None, bias: Tensor | None, eps: float,
+                 running: tuple[Tensor, Tensor, float] | None) -> Tensor:
         c = x.shape[1]
         exact = x if x.dtype in (torch.float32, torch.float64) else x.float()
         var, mean = torch.var_mean(exact, dim=_reduce_dims(x), unbiased=False)

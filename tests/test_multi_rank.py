@@ -83,3 +83,15 @@ def test_a_bad_sample_limit_stops_every_rank_at_once(cache, tmp_path, bad):
                f"max_bad_samples=3 (limit 3); last: missing")
     assert out.count(message) == 1, out[-3000:]  # both ranks raise it; rank 0 prints it
     assert not (tmp_path / "probe").exists()  # no rank trained to the end
+
+
+@pytest.mark.timeout(400)
+def test_sync_batchnorm_trains_under_bf16_mixed_precision(cache, tmp_path):
+    """The fast recipe's combination (bf16-mixed with trainer.sync_batchnorm) on two ranks:
+    GlobalBatchNorm keeps float32 statistics under autocast and warns about nothing."""
+    proc = sce("pretrain", "demo", *TINY, *DDP, "trainer.sync_batchnorm=true", "trainer.precision=bf16-mixed",
+               f"dir.root={tmp_path}", env={"SCE_CACHE_DIR": str(cache)})
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-3000:]
+    assert "Warning" not in out, out[-3000:]
+    assert (tmp_path / "demo" / "checkpoints" / "last.ckpt").exists()

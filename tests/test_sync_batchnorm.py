@@ -87,7 +87,7 @@ def test_forward_and_backward_never_synchronise_with_the_host(two_ranks):
         assert len(r["ops"]) <= 130, len(r["ops"])  # forward and backward: 117 ops measured
 
 
-@pytest.mark.parametrize("case", ["bfloat16-input", "channels-last-3d"])
+@pytest.mark.parametrize("case", ["bfloat16-input", "bf16-mixed-autocast", "channels-last-3d"])
 def test_bf16_inputs_and_channels_last_match_plain_batchnorm(monkeypatch, case):
     """Two ranks holding the same batch (emulated: the collectives return this rank's share
     twice) normalise and differentiate exactly like one plain BatchNorm over that batch."""
@@ -99,7 +99,8 @@ def test_bf16_inputs_and_channels_last_match_plain_batchnorm(monkeypatch, case):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(4, 8, 3, 6, 6, generator=g) * 2 + 0.5
     w = torch.randn(4, 8, 3, 6, 6, generator=g)
-    if case == "bfloat16-input":  # what a BatchNorm sees in a bf16-mixed run: float32 parameters
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=case == "bf16-mixed-autocast")
+    if case != "channels-last-3d":  # what a BatchNorm sees in a bf16-mixed run: float32 parameters
         x, w, tol = x.bfloat16(), w.bfloat16(), {"rtol": 2e-2, "atol": 2e-2}
     else:
         x = x.contiguous(memory_format=torch.channels_last_3d)
@@ -111,11 +112,13 @@ def test_bf16_inputs_and_channels_last_match_plain_batchnorm(monkeypatch, case):
         nn.init.normal_(bn.weight)
         nn.init.normal_(bn.bias)
         xi = x.clone().requires_grad_()
-        y = bn(xi)
+        with autocast:
+            y = bn(xi)
         (y.float() * w.float()).sum().backward()
         results.append((y, xi.grad, bn.weight.grad, bn.bias.grad, bn.running_mean))
     (y0, gx0, gw0, gb0, rm0), (y1, gx1, gw1, gb1, rm1) = results
-    assert y1.dtype == x.dtype and gx1.dtype == x.dtype and gw1.dtype == torch.float32
+    assert y1.dtype == y0.dtype and gx1.dtype == x.dtype and gw1.dtype == torch.float32
+    assert rm1.dtype == torch.float32 and bn.running_var.dtype == torch.float32
     if case == "channels-last-3d":
         assert y1.is_contiguous(memory_format=torch.channels_last_3d)
     for ours, plain in ((y1, y0), (gx1, gx0), (gw1, gw0), (gb1, gb0), (rm1, rm0)):
