@@ -136,3 +136,61 @@ def test_null_in_an_earlier_defaults_entry_drops_a_node(tmp_path):
 
     assert sampler(dropped) == {"_name_": "random_multi_clip", "clip_duration": 1.0}
     assert sampler(merged) == {"_name_": "random_multi_clip", "clip_duration": 1.0, "num_clips": 2}
+
+
+OPTIONAL = '''
+class OptionalExtra:
+    """A trunk whose constructor imports a module of one of the distribution's extras."""
+
+    def __init__(self) -> None:
+        import swin_extra_xyz  # noqa: F401
+
+
+class OwnHint:
+    """A trunk that raises its own ImportError with an install hint."""
+
+    def __init__(self) -> None:
+        raise ImportError("the fast trunk needs sce-opt[fast]: pip install 'sce-opt[fast]'")
+'''
+
+
+def test_validate_notes_optional_dependencies_and_checks_only_run_configs(tmp_path):
+    # "A constructor whose `import` fails (`ModuleNotFoundError`) is a problem naming the
+    # component, unless the module belongs to one of the distribution's optional extras; an
+    # `ImportError` the component raises itself (with an install hint) marks an optional
+    # dependency and is not a problem." "Shipped run configs (those with a `model` section)
+    # validate; `???` values are ignored."
+    site = fake_distribution(
+        tmp_path / "site", "sce-opt",
+        {"sce.trunks": {"opt_extra": "opt_pkg.parts:OptionalExtra", "own_hint": "opt_pkg.parts:OwnHint"},
+         "sce.configs": {"opt_pkg": "opt_pkg.configs"}},
+        {"opt_pkg/__init__.py": "", "opt_pkg/parts.py": OPTIONAL, "opt_pkg/configs/__init__.py": "",
+         "opt_pkg/configs/needs_data.yaml": "defaults: [demo]\ndir:\n  data: ???\n",
+         "opt_pkg/configs/typo.yaml": "defaults: [demo]\nmodel:\n  tempp: 0.3\n",
+         "opt_pkg/configs/parts/partial.yaml": "datamodule:\n  train:\n    nonsense: 1\n"})
+    metadata = next(site.glob("sce_opt-*.dist-info")) / "METADATA"
+    metadata.write_text(metadata.read_text() + 'Provides-Extra: swin\n'
+                        'Requires-Dist: swin-extra-xyz; extra == "swin"\n')
+    proc = sce("plugin", "validate", "sce-opt", cache=tmp_path / "c", path=site)
+    assert proc.returncode == 1
+    problems = [line for line in proc.stderr.splitlines() if line.startswith("  - ")]
+    assert len(problems) == 1, proc.stderr
+    assert "config 'typo': model.tempp:" in problems[0]
+    assert ("note: trunks/opt_extra (opt_pkg.parts:OptionalExtra): not built nor smoke-tested: "
+            "optional dependency 'swin_extra_xyz' is not installed") in proc.stdout
+    assert ("note: trunks/own_hint (opt_pkg.parts:OwnHint): not built nor smoke-tested: "
+            "ImportError: the fast trunk needs sce-opt[fast]") in proc.stdout
+
+
+def test_assert_config_valid_lists_every_problem_of_a_config():
+    # plugins.md §2: `assert_config_valid(name_or_path, overrides)` raises `ConfigError` listing
+    # every problem of a config.
+    import pytest
+
+    from sce_core.testing import assert_config_valid
+
+    assert assert_config_valid("demo") is None
+    with pytest.raises(sce_core.ConfigError) as raised:
+        assert_config_valid("demo", ("model.coeff=2", "trainer.max_epochss=1"))
+    text = str(raised.value)
+    assert "model.coeff" in text and "trainer.max_epochss" in text
