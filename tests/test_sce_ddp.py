@@ -77,12 +77,15 @@ class Probe(Callback):
                 self.record["keys0"] = [F.normalize(p(t(v)), dim=1) for v in batch["input"]]
 
     def on_train_batch_end(self, trainer, model, outputs, batch, batch_idx):
+        self.record.setdefault("losses", []).append(float(outputs["loss"]))
         if trainer.global_step == 1:
             self.record["queue1"] = model.queue.queue.clone()
 
     def on_train_end(self, trainer, model):
         self.record["queue"] = model.queue.queue.clone()
         self.record["ptr"] = int(model.queue.ptr)
+        self.record["logged"] = {k: float(trainer.callback_metrics[f"pretrain/loss_{k}"])
+                                 for k in ("step", "epoch")}
         self.record["params"] = {n: p.detach().clone() for n, p in model.named_parameters()}
         torch.save(self.record, f"{self.out_dir}/rank{trainer.global_rank}.pt")
 
@@ -118,6 +121,11 @@ def test_two_process_ddp_queue_gathers_both_ranks_and_ranks_stay_in_sync(tmp_pat
     assert r0["params"].keys() == r1["params"].keys() and len(r0["params"]) > 0
     for name in r0["params"]:
         assert torch.equal(r0["params"][name], r1["params"][name]), name
+    # The logged loss is averaged over the ranks (docs/reference.md §2.9), step and epoch values.
+    assert r0["losses"] != r1["losses"]
+    assert r0["logged"] == r1["logged"]
+    assert r0["logged"]["step"] == pytest.approx((r0["losses"][-1] + r1["losses"][-1]) / 2, abs=1e-6)
+    assert r0["logged"]["epoch"] == pytest.approx(sum(r0["losses"][2:] + r1["losses"][2:]) / 4, abs=1e-6)
     # Per-rank augmentation seed: PL_GLOBAL_SEED (7) + rank.
     for rank, rec in enumerate((r0, r1)):
         torch.testing.assert_close(rec["draw"], torch.rand(3, generator=torch.Generator().manual_seed(7 + rank)))
