@@ -194,3 +194,49 @@ def test_assert_config_valid_lists_every_problem_of_a_config():
         assert_config_valid("demo", ("model.coeff=2", "trainer.max_epochss=1"))
     text = str(raised.value)
     assert "model.coeff" in text and "trainer.max_epochss" in text
+
+
+# -- docs/api.md ---------------------------------------------------------------------------
+def test_issue_prints_as_path_and_message_and_root_issues_say_so():
+    # api.md: "`str(issue)` is `"<path>: <message>"`" (`<root>` where the path is "").
+    from sce_core import Issue
+
+    assert str(Issue("model.projector.input_dim", "must be 512")) == "model.projector.input_dim: must be 512"
+    assert str(Issue("", "no model section")) == "<root>: no model section"
+
+
+def test_the_decoder_protocol_and_the_clip_sampler_base_class():
+    # api.md: "`isinstance(obj, VideoDecoder)` checks" the two methods; `ClipSampler` stores the
+    # clip duration as a Fraction and `group` makes one sample per window when `multi_sample`,
+    # else one sample holding them all.
+    from fractions import Fraction
+
+    from sce_builtins.data.clip_samplers import ClipSampler
+    from sce_builtins.data.types import ClipWindow, VideoDecoder
+
+    class Both:
+        def duration(self, record):
+            return Fraction(1)
+
+        def decode(self, record, windows, rng=None):
+            return []
+
+    class DurationOnly:
+        def duration(self, record):
+            return Fraction(1)
+
+    assert isinstance(Both(), VideoDecoder) and not isinstance(DurationOnly(), VideoDecoder)
+
+    class Pair(ClipSampler):
+        list_input = True
+
+        def __call__(self, duration, rng):
+            return [ClipWindow(Fraction(0), self.clip_duration, i) for i in range(2)]
+
+    class Each(Pair):
+        list_input, multi_sample = False, True
+
+    assert Pair(2.56).clip_duration == Fraction(2.56)
+    windows = Pair(1.0)(Fraction(10), None)
+    assert Pair(1.0).group(windows) == [windows]
+    assert Each(1.0).group(windows) == [[windows[0]], [windows[1]]]
