@@ -151,6 +151,26 @@ class OwnHint:
 
     def __init__(self) -> None:
         raise ImportError("the fast trunk needs sce-opt[fast]: pip install 'sce-opt[fast]'")
+
+
+class Numbers:
+    """A dataset of numbers.
+
+    Args:
+        size: how many.
+    """
+
+    def __init__(self, size: int = 3) -> None:
+        self.size = size
+
+
+def scratch_logger(save_dir: str, resume_step: int | None = None, tag: str = "x"):
+    """A logger factory.
+
+    Args:
+        tag: a tag.
+    """
+    raise AssertionError("not built by sce plugin validate")
 '''
 
 
@@ -163,6 +183,8 @@ def test_validate_notes_optional_dependencies_and_checks_only_run_configs(tmp_pa
     site = fake_distribution(
         tmp_path / "site", "sce-opt",
         {"sce.trunks": {"opt_extra": "opt_pkg.parts:OptionalExtra", "own_hint": "opt_pkg.parts:OwnHint"},
+         "sce.datasets": {"numbers": "opt_pkg.parts:Numbers"},
+         "sce.loggers": {"scratch": "opt_pkg.parts:scratch_logger"},
          "sce.configs": {"opt_pkg": "opt_pkg.configs"}},
         {"opt_pkg/__init__.py": "", "opt_pkg/parts.py": OPTIONAL, "opt_pkg/configs/__init__.py": "",
          "opt_pkg/configs/needs_data.yaml": "defaults: [demo]\ndir:\n  data: ???\n",
@@ -180,6 +202,13 @@ def test_validate_notes_optional_dependencies_and_checks_only_run_configs(tmp_pa
             "optional dependency 'swin_extra_xyz' is not installed") in proc.stdout
     assert ("note: trunks/own_hint (opt_pkg.parts:OwnHint): not built nor smoke-tested: "
             "ImportError: the fast trunk needs sce-opt[fast]") in proc.stdout
+    # "Every component that is not built or not smoke-tested gets a `note:` line on stdout
+    # saying why (... runtime inputs no contract makes, ... no contract declared for the kind)."
+    assert ("note: datasets/numbers (opt_pkg.parts:Numbers): built, not smoke-tested: no plugin "
+            "declares a contract for datasets (sce_kind_contracts)") in proc.stdout
+    assert ("note: loggers/scratch (opt_pkg.parts:scratch_logger): not built nor smoke-tested: no "
+            "logger contract makes stand-ins for its runtime arguments ['save_dir', 'resume_step']"
+            ) in proc.stdout
 
 
 def test_assert_config_valid_lists_every_problem_of_a_config():
