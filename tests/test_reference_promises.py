@@ -103,6 +103,7 @@ def test_lars_leaves_the_scaled_update_in_grad():
     assert b.grad.tolist() == pytest.approx([5.0, 5.0], abs=1e-12)  # d = g, no adaptation
 
 
+@pytest.mark.ddp
 def test_ddp_never_broadcasts_the_queue(tmp_path):
     # §9.10: "DDP never broadcasts the queue": the buffers DDP broadcasts at each forward are
     # the BatchNorm statistics, not the queue or its pointer.
@@ -119,3 +120,68 @@ def test_ddp_never_broadcasts_the_queue(tmp_path):
     assert id(model.queue.queue) not in broadcast and id(model.queue.ptr) not in broadcast
     bn = next(m for m in model.trunk.modules() if isinstance(m, torch.nn.BatchNorm3d))
     assert id(bn.running_mean) in broadcast
+
+
+def _probe(lr: float = 1.0):
+    from sce_builtins.callbacks.online_evaluator import OnlineEvaluator
+    from torch import nn
+
+    probe = OnlineEvaluator(num_classes=3, input_dim=2)
+    probe.classifier = nn.Linear(2, 3)
+    with torch.no_grad():
+        probe.classifier.weight.copy_(torch.tensor([[0.1, -0.2], [0.3, 0.0], [-0.1, 0.2]]))
+        probe.classifier.bias.zero_()
+    probe.optimizer = torch.optim.SGD(probe.classifier.parameters(), lr=lr)
+    return probe
+
+
+FEATS = torch.tensor([[1.0, 2.0], [0.5, -1.0], [2.0, 0.0], [-1.0, 1.0]])
+LABELS = torch.tensor([0, 2, 1, 2])
+
+
+def test_online_probe_runs_in_float32_outside_autocast():
+    # §6.4: "the classifier runs in float32 outside autocast".
+    plain, mixed = _probe(), _probe()
+    want, _ = plain.train_step(FEATS, LABELS)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits, loss = mixed.train_step(FEATS, LABELS)
+    assert logits.dtype == loss.dtype == torch.float32
+    torch.testing.assert_close(logits, want, rtol=0, atol=0)
+    torch.testing.assert_close(mixed.classifier.weight, plain.classifier.weight, rtol=0, atol=0)
+
+
+def _probe_rank(rank: int, store: str, out: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    try:
+        probe = _probe()
+        rows = slice(0, 1) if rank == 0 else slice(1, 4)  # 1 labelled row here, 3 there
+        probe.train_step(FEATS[rows], LABELS[rows])
+        torch.save(probe.classifier.state_dict(), out)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.ddp
+def test_online_probe_gradients_are_the_exact_mean_over_the_labelled_rows_of_every_rank(tmp_path):
+    # §6.4: "under DDP its gradients are combined as an exact mean over the labelled rows of
+    # every rank": ranks with 1 and 3 rows step like one process with all 4 (not the mean of
+    # the two ranks' means).
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    outs = [tmp_path / f"rank{r}.pt" for r in (0, 1)]
+    procs = [ctx.Process(target=_probe_rank, args=(r, str(tmp_path / "store"), str(outs[r])))
+             for r in (0, 1)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0]
+    one = _probe()
+    one.train_step(FEATS, LABELS)
+    for out in outs:
+        state = torch.load(out, weights_only=True)
+        torch.testing.assert_close(state["weight"], one.classifier.weight.detach(), rtol=0, atol=1e-6)
+        torch.testing.assert_close(state["bias"], one.classifier.bias.detach(), rtol=0, atol=1e-6)
