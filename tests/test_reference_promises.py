@@ -185,3 +185,19 @@ def test_online_probe_gradients_are_the_exact_mean_over_the_labelled_rows_of_eve
         state = torch.load(out, weights_only=True)
         torch.testing.assert_close(state["weight"], one.classifier.weight.detach(), rtol=0, atol=1e-6)
         torch.testing.assert_close(state["bias"], one.classifier.bias.detach(), rtol=0, atol=1e-6)
+
+
+def test_a_partial_last_batch_trains_with_keys(tmp_path):
+    # §1.2: "the positive columns are computed from the batch it receives, so no mask is
+    # stored": a smaller last batch (no drop_last) trains, with `use_keys`, where the
+    # reference's mask sized at fit start needed full batches.
+    from test_sce_model import Views
+    from torch.utils.data import DataLoader
+
+    model = make_model(use_keys=True)
+    assert not [n for n, _ in model.loss_fn.named_buffers()]
+    rec = Recorder()
+    trainer(tmp_path, max_epochs=1, callbacks=[rec]).fit(
+        model, DataLoader(Views(6), batch_size=4, drop_last=False))  # batches of 4 and 2
+    assert len(rec.losses) == 2 and all(math.isfinite(v) and v > 0 for v in rec.losses)
+    assert model.queue.position == 2 * 4 + 2 * 2  # both views' keys of both batches
