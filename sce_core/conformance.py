@@ -276,7 +276,7 @@ def plugin_report(dist: str) -> tuple[list[str], list[str]]:
                 continue
             if not NAME_PATTERN.match(ep.name) or is_reserved(ep.name):
                 problems.append(f"{label}: the name '{ep.name}' cannot be written in YAML (use "
-                                f"letters, digits and '_', starting with a letter)")
+                                f"letters, digits, '_', '-' and '.', starting with a letter)")
             entry = next((e for e in registry(kind).entries()
                           if e.name == ep.name and normalize_dist(e.dist or "") == wanted), None)
             if entry is None:

@@ -269,3 +269,25 @@ def test_the_decoder_protocol_and_the_clip_sampler_base_class():
     windows = Pair(1.0)(Fraction(10), None)
     assert Pair(1.0).group(windows) == [windows]
     assert Each(1.0).group(windows) == [[windows[0]], [windows[1]]]
+
+
+def test_validate_names_that_yaml_cannot_hold_and_names_two_plugins_share(tmp_path):
+    # plugins.md, `sce plugin validate`: "The name can be written in YAML and is not a built-in
+    # name. A name also offered by another installed plugin is reported as ambiguous."
+    site = tmp_path / "site"
+    fake_distribution(site, "sce-names",
+                      {"sce.datasets": {"9lives": "names_pkg.t:Wide", "wide-trunk": "names_pkg.t:Wide", "shared_trunk": "names_pkg.t:Wide",
+                                      "own_trunk": "names_pkg.t:Wide"}},
+                      {"names_pkg/__init__.py": "", "names_pkg/t.py": TRUNK})
+    fake_distribution(site, "sce-other", {"sce.datasets": {"shared_trunk": "other_pkg.t:Wide"}},
+                      {"other_pkg/__init__.py": "", "other_pkg/t.py": TRUNK})
+    proc = sce("plugin", "validate", "sce-names", cache=tmp_path / "c", path=site)
+    assert proc.returncode == 1
+    problems = [line[4:] for line in proc.stderr.splitlines() if line.startswith("  - ")]
+    assert ("datasets/9lives (names_pkg.t:Wide): the name '9lives' cannot be written in YAML (use "
+            "letters, digits, '_', '-' and '.', starting with a letter)") in problems
+    assert not [p for p in problems if p.startswith("datasets/wide-trunk")]
+    shared = [p for p in problems if p.startswith("datasets/shared_trunk")]
+    assert len(shared) == 1 and "sce-other" in shared[0] and "ambiguous" in shared[0]
+    assert not [p for p in problems if p.startswith("datasets/own_trunk")]
+    assert len(problems) == 2
