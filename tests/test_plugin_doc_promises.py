@@ -291,3 +291,34 @@ def test_validate_names_that_yaml_cannot_hold_and_names_two_plugins_share(tmp_pa
     assert len(shared) == 1 and "sce-other" in shared[0] and "ambiguous" in shared[0]
     assert not [p for p in problems if p.startswith("datasets/own_trunk")]
     assert len(problems) == 2
+
+
+INHERITS = '''
+class Documented:
+    """A documented dataset.
+
+    Args:
+        size: how many.
+    """
+
+    def __init__(self, size: int = 3) -> None:
+        self.size = size
+
+
+class Undocumented(Documented):
+    pass
+'''
+
+
+def test_a_docstring_inherited_from_a_base_class_does_not_count(tmp_path):
+    # plugins.md, "Rules for every component": "A class's own docstring counts; one inherited
+    # from a base class does not."
+    from sce_core.testing import check_plugin, on_sys_path
+
+    site = fake_distribution(tmp_path / "site", "sce-doc",
+                             {"sce.datasets": {"documented": "doc_pkg.d:Documented",
+                                               "undocumented": "doc_pkg.d:Undocumented"}},
+                             {"doc_pkg/__init__.py": "", "doc_pkg/d.py": INHERITS})
+    with on_sys_path(site):
+        assert check_plugin("sce-doc") == [
+            "datasets/undocumented (doc_pkg.d:Undocumented): no docstring (`sce info` shows it to users)"]
