@@ -367,3 +367,25 @@ def test_batch_larger_than_split_with_drop_last_is_a_config_problem(root):
         "loader.drop_last is true: no batch would be yielded; use at most 6 or set "
         "datamodule.train.loader.drop_last=false")
     assert len(folder_dm(root, batch=8, loader={"drop_last": False}).train_dataloader()) == 1
+
+
+def test_a_mid_epoch_checkpoint_refuses_another_batch_size_and_an_epoch_end_one_accepts_it():
+    from sce_builtins.data.samplers import EpochDistributedSampler, ResumableDataLoader
+
+    def loader(batch: int) -> ResumableDataLoader:
+        return ResumableDataLoader(list(range(16)), batch_size=batch, progress=lambda: 2,
+                                   sampler=EpochDistributedSampler(list(range(16))))
+
+    mid_epoch = loader(4).state_dict()  # 2 of 4 batches done
+    assert mid_epoch == {"epoch": 0, "batches_done": 2, "batches_in_epoch": 4, "world_size": 1,
+                         "batch_size": 4}
+    with pytest.raises(ValueError, match=r"mid-epoch by 1 process\(es\) with a local batch of 4; "
+                                         r"this run has 1 and 2\. Resume with the same"):
+        loader(2).load_state_dict(mid_epoch)
+    same = loader(4)
+    same.load_state_dict(mid_epoch)
+    assert [i for _, i in same.sampler] == [i for _, i in EpochDistributedSampler(list(range(16)))][8:]
+    end_of_epoch = {**mid_epoch, "batches_done": 4}
+    other = loader(2)
+    other.load_state_dict(end_of_epoch)  # nothing of epoch 0 is left: the next epoch starts anew
+    assert other.sampler.epoch == 1

@@ -72,7 +72,7 @@ class ResumableDataLoader(DataLoader):
     def state_dict(self) -> dict[str, int]:
         sampler = self.sampler
         return {"epoch": int(getattr(sampler, "epoch", 0)), "batches_done": int(self._progress()),
-                "world_size": int(getattr(sampler, "num_replicas", 1)),
+                "batches_in_epoch": len(self), "world_size": int(getattr(sampler, "num_replicas", 1)),
                 "batch_size": int(self.batch_size or 1)}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
@@ -82,7 +82,9 @@ class ResumableDataLoader(DataLoader):
             return
         # Lightning creates the resumed iterator before it sets the sampler's epoch (and loader
         # workers read the sampler at once): set the epoch the run continues in here.
-        if done >= len(self):
+        # the saved epoch was complete by the saving run's count (another batch size or process
+        # count may continue from an epoch's end; older checkpoints lack the count)
+        if done >= int(state.get("batches_in_epoch", len(self))):
             sampler.set_epoch(epoch + 1)
             return
         sampler.set_epoch(epoch)
