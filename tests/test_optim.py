@@ -28,6 +28,10 @@ def test_lars_hand_computed_two_steps() -> None:
     opt.step()
     assert w.flatten().tolist() == pytest.approx([3.0, 0.0, 0.0, 3.8], abs=1e-12)
     assert b.tolist() == pytest.approx([0.95, -2.05], abs=1e-12)  # no decay, no adaptation
+    # docs/reference.md §4.2: `.grad` is scratch space and holds a·d / (1 - momentum) after the
+    # step (d / (1 - momentum) for one-dimensional tensors), not the raw gradient
+    assert w.grad.flatten().tolist() == pytest.approx([0.0, 0.0, 0.0, 20.0], abs=1e-12)
+    assert b.grad.tolist() == pytest.approx([5.0, 5.0], abs=1e-12)
     # step 2: d = [[1 + 1.5, 0], [0, 1.9]]; a = 0.4 * sqrt(23.44) / sqrt(9.86)
     w.grad = torch.tensor([[1.0, 0.0], [0.0, 0.0]], dtype=torch.float64)
     b.grad = torch.tensor([1.0, 0.0], dtype=torch.float64)

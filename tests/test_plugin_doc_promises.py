@@ -7,7 +7,7 @@ import textwrap
 from pathlib import Path
 
 from omegaconf import OmegaConf
-from test_plugin_promises import sce
+from test_plugin_promises import TRUNK, sce
 
 import sce_core
 from sce_core.testing import fake_distribution
@@ -82,18 +82,6 @@ def test_hook_modules_are_imported_only_by_the_commands_that_fire_hooks(tmp_path
         assert proc.returncode == 0, (args, proc.stderr[-2000:])
         assert mark.exists() == imports, args
 
-
-TRUNK = '''
-class Wide:
-    """A stand-in trunk.
-
-    Args:
-        width: features.
-    """
-
-    def __init__(self, width: int = 8) -> None:
-        self.width = width
-'''
 
 
 def test_built_ins_cannot_be_disabled(tmp_path):

@@ -85,24 +85,6 @@ def test_a_one_step_warmup_starts_at_the_base_rate():
     assert warmup_cosine_lr(0, 2, 5, 2.0, 0.0, 0.0) == 0.0  # two steps: start, then the base
 
 
-def test_lars_leaves_the_scaled_update_in_grad():
-    # §4.2: the parameters' `.grad` tensors serve as scratch space: after `step()` they hold
-    # `a·d / (1 - momentum)` (`d / (1 - momentum)` for one-dimensional tensors), not the raw
-    # gradient (numbers of test_optim's hand-computed first step).
-    from sce_builtins.optim.lars import LARS
-    from torch import nn
-
-    w = nn.Parameter(torch.tensor([[3.0, 0.0], [0.0, 4.0]], dtype=torch.float64))
-    b = nn.Parameter(torch.tensor([1.0, -2.0], dtype=torch.float64))
-    opt = LARS([w, b], lr=0.1, momentum=0.9, weight_decay=0.5, trust_coefficient=0.4)
-    w.grad = torch.tensor([[-1.5, 0.0], [0.0, 2.0]], dtype=torch.float64)
-    b.grad = torch.tensor([0.5, 0.5], dtype=torch.float64)
-    opt.step()
-    # d = g + 0.5 w = [[0, 0], [0, 4]], a = 0.4 * |w| / |d| = 0.4 * 5 / 4 = 0.5: a·d / 0.1.
-    assert w.grad.flatten().tolist() == pytest.approx([0.0, 0.0, 0.0, 20.0], abs=1e-12)
-    assert b.grad.tolist() == pytest.approx([5.0, 5.0], abs=1e-12)  # d = g, no adaptation
-
-
 @pytest.mark.ddp
 def test_ddp_never_broadcasts_the_queue(tmp_path):
     # §9.10: "DDP never broadcasts the queue": the buffers DDP broadcasts at each forward are
