@@ -53,12 +53,11 @@ def _evaluation_issues(config: dict[str, Any]) -> list[Issue]:
                   "global_batch_size), as in the shipped eval/ configs")]
 
 
-def _explicit_world_size(trainer: Any) -> int | None:
-    """``devices x num_nodes`` when the config fixes the device count (None: chosen at run time,
-    as with ``devices: auto`` or ``-1``)."""
-    if not isinstance(trainer, dict):
-        return None
-    devices, nodes = trainer.get("devices"), trainer.get("num_nodes", 1)
+def explicit_devices(trainer: Any) -> int | None:
+    """Devices per node when the config fixes their number: an int >= 1, a list of device ids,
+    or a string Lightning reads as either (``"2"``, ``"0,1"``); None when they are chosen at
+    run time (``auto``, ``-1``) or the value is not usable."""
+    devices = trainer.get("devices") if isinstance(trainer, dict) else None
     if isinstance(devices, str) and devices.strip().isdigit():
         devices = int(devices)
     if isinstance(devices, (list, tuple)):
@@ -67,7 +66,15 @@ def _explicit_world_size(trainer: Any) -> int | None:
         devices = len([d for d in devices.split(",") if d.strip()])
     if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
         return None
-    if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
+    return devices
+
+
+def _explicit_world_size(trainer: Any) -> int | None:
+    """``devices x num_nodes`` when the config fixes the device count (None: chosen at run time,
+    as with ``devices: auto`` or ``-1``)."""
+    devices = explicit_devices(trainer)
+    nodes = trainer.get("num_nodes", 1) if isinstance(trainer, dict) else None
+    if devices is None or isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
         return None
     return devices * nodes
 

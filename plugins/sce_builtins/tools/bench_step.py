@@ -125,11 +125,11 @@ def local_batch(plain: Mapping[str, Any], devices: int) -> int:
 
 def configured_devices(trainer: Mapping[str, Any]) -> int:
     """Devices per node the config asks for (``-1``/``auto``: every visible GPU, else 1)."""
-    devices = trainer.get("devices", 1)
-    if isinstance(devices, int) and devices > 0:
+    from sce_builtins.hooks import explicit_devices
+
+    devices = explicit_devices({"devices": 1, **trainer})
+    if devices is not None:
         return devices
-    if isinstance(devices, (list, tuple)):
-        return len(devices)
     if trainer.get("accelerator") in ("gpu", "cuda", "auto") and torch.cuda.is_available():
         return torch.cuda.device_count()
     return 1
