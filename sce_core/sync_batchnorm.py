@@ -58,7 +58,7 @@ class _GlobalBatchNormFunction(torch.autograd.Function):
     """Forward: the global mean and variance from every rank's (mean, variance, count) with
     the parallel-variance formula (one all-gather), then torch's fused normalisation. Backward:
     torch's fused BatchNorm reduction gives this rank's two per-channel sums (one pass over
-    ``dy`` and ``x``), one all-reduce makes them global, and the input gradient takes three
+    ``dy`` and ``x``), one all-reduce makes them global, and the input gradient takes two
     elementwise passes; weight and bias gradients stay local (DDP sums them). Written out,
     autograd records one node per layer instead of the thirty-odd small ops of the composite
     formula."""
